@@ -1,0 +1,114 @@
+"""Baseline image embedders to compare relsim against.
+
+- ``AttributeEmbedder``: colour histogram + coarse layout, pure numpy/PIL; always available, so
+  every pipeline (search, "more like this", tests) runs even without any model weights.
+- ``ClipEmbedder``: CLIP image embeddings (the paper's attribute-similarity baseline) from a
+  local ``CLIPModel`` folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def _l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)).astype(np.float32)
+
+
+class AttributeEmbedder:
+    """HSV joint histogram (Hellinger) + mean-centred colour thumbnail, L2-normalised.
+
+    The histogram captures palette, the thumbnail captures coarse layout; each block is
+    normalised on its own, weighted, concatenated and renormalised so neither dominates by size.
+    """
+
+    name = "attribute"
+
+    def __init__(self, hue_bins: int = 8, sat_bins: int = 4, val_bins: int = 4,
+                 thumb: int = 8, work_size: int = 64,
+                 hist_weight: float = 1.0, layout_weight: float = 1.0) -> None:
+        if work_size % thumb:
+            raise ValueError("work_size must be a multiple of thumb")
+        self.bins = (hue_bins, sat_bins, val_bins)
+        self.thumb = thumb
+        self.work_size = work_size
+        self.hist_weight = hist_weight
+        self.layout_weight = layout_weight
+        self.n_hist = hue_bins * sat_bins * val_bins
+        self.dim = self.n_hist + thumb * thumb * 3
+
+    def _pixels(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        size = (self.work_size, self.work_size)
+        rgb = [im.convert("RGB").resize(size, Image.Resampling.BILINEAR) for im in images]
+        rgb_arr = np.stack([np.asarray(im, dtype=np.uint8) for im in rgb])
+        hsv_arr = np.stack([np.asarray(im.convert("HSV"), dtype=np.uint8) for im in rgb])
+        return rgb_arr, hsv_arr
+
+    def _histograms(self, hsv: np.ndarray) -> np.ndarray:
+        n = hsv.shape[0]
+        hb, sb, vb = self.bins
+        h = hsv[..., 0].astype(np.int64) * hb // 256
+        s = hsv[..., 1].astype(np.int64) * sb // 256
+        v = hsv[..., 2].astype(np.int64) * vb // 256
+        # One bincount for the whole batch: offset each image's bins by image index.
+        flat = ((h * sb + s) * vb + v).reshape(n, -1) + np.arange(n)[:, None] * self.n_hist
+        counts = np.bincount(flat.ravel(), minlength=n * self.n_hist).reshape(n, self.n_hist)
+        return np.sqrt(counts / counts.sum(axis=1, keepdims=True))  # Hellinger: sqrt of frequencies
+
+    def _layout(self, rgb: np.ndarray) -> np.ndarray:
+        n, t, f = rgb.shape[0], self.thumb, self.work_size // self.thumb
+        small = rgb.astype(np.float32).reshape(n, t, f, t, f, 3).mean(axis=(2, 4)) / 255.0
+        small -= small.mean(axis=(1, 2, 3), keepdims=True)  # layout, not overall brightness
+        return small.reshape(n, -1)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rgb, hsv = self._pixels(images)
+        hist = _l2_normalise(self._histograms(hsv)) * self.hist_weight
+        layout = _l2_normalise(self._layout(rgb)) * self.layout_weight
+        return _l2_normalise(np.concatenate([hist, layout], axis=1))
+
+
+class ClipEmbedder:
+    """CLIP image embeddings (``get_image_features``) from a local model folder, batched."""
+
+    name = "clip"
+
+    def __init__(self, model_path: str | Path, device: str | torch.device | None = None,
+                 batch_size: int = 32, dtype: torch.dtype = torch.float32) -> None:
+        from transformers import CLIPImageProcessor, CLIPModel
+
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.batch_size = batch_size
+        self.processor = CLIPImageProcessor.from_pretrained(str(model_path))
+        self.model = CLIPModel.from_pretrained(str(model_path), dtype=dtype).to(self.device).eval()
+        self.dim: int = int(self.model.config.projection_dim)
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            batch = [im.convert("RGB") for im in images[start:start + self.batch_size]]
+            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
+            feats = self.model.get_image_features(
+                pixel_values=pixels.to(self.device, dtype=self.model.dtype))
+            # transformers 5 returns a ModelOutput whose pooler_output is the projected embedding;
+            # 4.x returned the tensor itself.
+            if not isinstance(feats, torch.Tensor):
+                feats = feats.pooler_output
+            out[start:start + len(batch)] = feats.float().cpu().numpy()
+        return _l2_normalise(out)
+
+
+def available_embedders(clip_path: str | Path | None = None,
+                        device: str | torch.device | None = None) -> dict[str, object]:
+    """Baselines that can run here: attribute always, CLIP when a local folder is given."""
+    found: dict[str, object] = {"attribute": AttributeEmbedder()}
+    if clip_path is not None and Path(clip_path).is_dir():
+        found["clip"] = ClipEmbedder(clip_path, device=device)
+    return found
