@@ -1,0 +1,106 @@
+"""Users, passwords (argon2) and what each role may do."""
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from relcurate.db.engine import session_scope
+from relcurate.db.models import Role, User
+
+_hasher = PasswordHasher()
+
+# Which roles may do what. Admin may do everything.
+PERMISSIONS: dict[str, set[Role]] = {
+    "label": {Role.annotator, Role.curator, Role.reviewer, Role.admin},
+    "curate": {Role.curator, Role.admin},
+    "review": {Role.reviewer, Role.curator, Role.admin},
+    "adjudicate": {Role.reviewer, Role.admin},
+    "export": {Role.curator, Role.admin},
+    "delete": {Role.admin},
+    "manage_users": {Role.admin},
+    "view_dashboard": {Role.annotator, Role.curator, Role.reviewer, Role.admin},
+}
+
+
+class AccountError(Exception):
+    pass
+
+
+def can(role: str, action: str) -> bool:
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return Role(role) in PERMISSIONS[action]
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def create_user(engine: Engine, username: str, password: str, role: str = Role.annotator) -> User:
+    username = username.strip()
+    if not username:
+        raise AccountError("username must not be empty")
+    if len(password) < 8:
+        raise AccountError("password must have at least 8 characters")
+    role = Role(role)
+    with session_scope(engine) as s:
+        if s.exec(select(User).where(User.username == username)).first():
+            raise AccountError(f"user {username!r} exists")
+        user = User(username=username, role=role, password_hash=hash_password(password))
+        s.add(user)
+        s.flush()
+        s.refresh(user)
+        return user
+
+
+def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    """The active user with these credentials, else None (same answer for every failure)."""
+    with session_scope(engine) as s:
+        user = s.exec(select(User).where(User.username == username.strip())).first()
+        if user is None:
+            _hasher.hash(password)  # spend the same time as a real check
+            return None
+        try:
+            _hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if not user.active:
+            return None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        return user
+
+
+def set_role(engine: Engine, username: str, role: str) -> None:
+    _update(engine, username, role=Role(role))
+
+
+def set_active(engine: Engine, username: str, active: bool) -> None:
+    _update(engine, username, active=active)
+
+
+def set_password(engine: Engine, username: str, password: str) -> None:
+    if len(password) < 8:
+        raise AccountError("password must have at least 8 characters")
+    _update(engine, username, password_hash=hash_password(password))
+
+
+def list_users(engine: Engine) -> list[User]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(User).order_by(User.username)))
+
+
+def get_user(engine: Engine, user_id: int) -> User | None:
+    with session_scope(engine) as s:
+        return s.get(User, user_id)
+
+
+def _update(engine: Engine, username: str, **values) -> None:
+    with session_scope(engine) as s:
+        user = s.exec(select(User).where(User.username == username)).first()
+        if user is None:
+            raise AccountError(f"no user {username!r}")
+        for k, v in values.items():
+            setattr(user, k, v)

@@ -1,0 +1,42 @@
+"""Options and helpers shared by every command."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (default: current directory).")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides the workspace config and RELCURATE_DB_URL).")]
+
+err = Console(stderr=True)
+
+
+def open_workspace(path: Path, db: str | None):
+    from relcurate.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace.open(path, db_url=db)
+    except WorkspaceError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """Yields an `update(done, total)` callback that drives a rich progress bar on stderr."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as prog:
+        task = prog.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update

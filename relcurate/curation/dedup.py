@@ -1,0 +1,74 @@
+"""Near-duplicates by perceptual hash: recorded for review, never deleted.
+
+Uses faiss' binary index (Hamming distance over the 64-bit pHash), exhaustive but SIMD-fast:
+a batch of new images against every stored image.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sqlmodel import select
+
+from relcurate.db.engine import session_scope
+from relcurate.db.models import Image, ImageStatus, NearDuplicate
+from relcurate.workspace import Workspace
+
+
+def _codes(phashes: list[str]) -> np.ndarray:
+    return np.frombuffer(b"".join(bytes.fromhex(h) for h in phashes), dtype=np.uint8).reshape(-1, 8)
+
+
+def find_near_duplicates(ids: list[int], phashes: list[str], query_ids: set[int], max_distance: int) -> list[tuple[int, int, int]]:
+    """Pairs (a < b, distance) among `ids` where at least one side is in `query_ids`."""
+    import faiss
+
+    if not ids or not query_ids:
+        return []
+    index = faiss.IndexBinaryFlat(64)
+    index.add(_codes(phashes))
+    q_pos = [i for i, x in enumerate(ids) if x in query_ids]
+    lims, dist, labels = index.range_search(_codes([phashes[i] for i in q_pos]), max_distance + 1)
+    pairs: dict[tuple[int, int], int] = {}
+    for qi, pos in enumerate(q_pos):
+        for j in range(lims[qi], lims[qi + 1]):
+            other = int(labels[j])
+            if other == pos:
+                continue
+            a, b = sorted((ids[pos], ids[other]))
+            pairs[(a, b)] = int(dist[j])
+    return [(a, b, d) for (a, b), d in sorted(pairs.items())]
+
+
+def record_near_duplicates(ws: Workspace, new_ids: list[int]) -> int:
+    if not new_ids:
+        return 0
+    with session_scope(ws.engine) as s:
+        rows = s.exec(select(Image.id, Image.phash).where(Image.status == ImageStatus.ok, Image.phash.is_not(None))).all()
+        ids, hashes = [r[0] for r in rows], [r[1] for r in rows]
+        pairs = find_near_duplicates(ids, hashes, set(new_ids), ws.ingest.near_duplicate_distance)
+        added = 0
+        for a, b, d in pairs:
+            if s.get(NearDuplicate, (a, b)) is None:
+                s.add(NearDuplicate(image_a=a, image_b=b, distance=d))
+                added += 1
+        return added
+
+
+def near_duplicate_groups(ws: Workspace) -> list[set[int]]:
+    """Connected components of the near-duplicate graph (used by split assignment)."""
+    with session_scope(ws.engine) as s:
+        edges = s.exec(select(NearDuplicate.image_a, NearDuplicate.image_b)).all()
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        parent[find(a)] = find(b)
+    comps: dict[int, set[int]] = {}
+    for x in list(parent):
+        comps.setdefault(find(x), set()).add(x)
+    return list(comps.values())

@@ -1,0 +1,83 @@
+"""One call per input path: detect its kind, read it, ingest it, download what is pending,
+record near-duplicates. The CLI and the demo are thin over this."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from relcurate.curation import sources
+from relcurate.curation.dedup import record_near_duplicates
+from relcurate.curation.ingest import IngestReport, ingest_items
+from relcurate.curation.pending import download_pending
+from relcurate.curation.seed_import import SeedImportReport, import_seed_groups
+from relcurate.workspace import Workspace
+
+KINDS = ("folder", "urls", "jsonl", "parquet", "seed_groups")
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    p = Path(path)
+    if p.is_dir():
+        return "folder"
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".json":
+        return "seed_groups"
+    if suffix in (".txt", ".urls", ".lst", ""):
+        return "urls"
+    raise ValueError(f"{path}: cannot tell what kind of source this is; pass --kind ({', '.join(KINDS)})")
+
+
+def read_items(path: str | os.PathLike, kind: str, image_folder: str | os.PathLike | None = None):
+    if kind == "folder":
+        return sources.walk_folder(path)
+    if kind == "urls":
+        return sources.read_url_list(path)
+    if kind == "jsonl":
+        folder = image_folder if image_folder is not None else _default_image_folder(Path(path))
+        return sources.read_reference_jsonl(path, folder)
+    if kind == "parquet":
+        return sources.read_parquet(path)
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def _default_image_folder(jsonl: Path) -> Path | None:
+    """The reference layout keeps images beside the JSONL in `images/` (or the same folder)."""
+    for cand in (jsonl.parent / "images", jsonl.parent):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = None,
+                  image_folder: str | os.PathLike | None = None, download: bool = True,
+                  allow_private_urls: bool = False, workers: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    kind = kind or detect_kind(path)
+    if kind == "seed_groups":
+        seed = import_seed_groups(ws, path)
+        report = seed.images
+        report.warnings.append(
+            f"seed groups: {seed.groups_added} added, {seed.groups_known} already known, "
+            f"{seed.needs_split} flagged for splitting (more than 10 images)"
+        )
+    else:
+        report = ingest_items(ws, read_items(path, kind, image_folder), workers=workers, progress=progress)
+    if download and report.pending_download:
+        fetched = download_pending(ws, allow_private=allow_private_urls, progress=progress)
+        report.merge(fetched)
+    report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
+    return report
+
+
+def is_seed_group_file(path: str | os.PathLike) -> bool:
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except Exception:
+        return False
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "anonymous_caption" in data[0]

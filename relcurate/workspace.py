@@ -1,0 +1,149 @@
+"""A workspace is a folder: config, SQLite database (unless a URL is configured), a
+content-addressed image store, thumbnails, quarantine, models and exports.
+
+Layout::
+
+    relcurate.toml            config (db_url, ingest limits)
+    relcurate.db              SQLite store (WAL)
+    images/ab/cd/<sha256>.<ext>   originals, byte for byte
+    thumbs/ab/cd/<sha256>.jpg     EXIF-normalised RGB thumbnails
+    quarantine/<sha256>.bin       bad inputs kept aside for inspection
+    models/  exports/  vectors/
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import Engine, make_url
+
+from relcurate.db.engine import make_engine
+from relcurate.db.migrate import upgrade_to_head
+
+CONFIG_NAME = "relcurate.toml"
+DB_URL_ENV = "RELCURATE_DB_URL"
+DEFAULT_DB_URL = "sqlite:///relcurate.db"
+
+
+class WorkspaceError(Exception):
+    pass
+
+
+@dataclass
+class IngestSettings:
+    max_pixels: int = 64_000_000
+    max_download_bytes: int = 50_000_000
+    download_timeout_s: float = 30.0
+    download_concurrency: int = 8
+    download_retries: int = 3
+    near_duplicate_distance: int = 6
+
+
+@dataclass
+class Workspace:
+    root: Path
+    db_url_setting: str = DEFAULT_DB_URL
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+    # -- creation / discovery -------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | os.PathLike, db_url: str | None = None) -> "Workspace":
+        """Create the workspace (or reuse it) and bring its database to the latest schema."""
+        root = Path(root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = root / CONFIG_NAME
+        if not cfg.exists():
+            cfg.write_text(_render_config(db_url or DEFAULT_DB_URL))
+        elif db_url:
+            ws = cls.open(root)
+            if ws.db_url_setting != db_url:
+                cfg.write_text(_render_config(db_url, ws.ingest))
+        ws = cls.open(root, db_url=db_url)
+        for sub in ("images", "thumbs", "quarantine", "models", "exports", "vectors"):
+            (root / sub).mkdir(exist_ok=True)
+        upgrade_to_head(ws.engine)
+        return ws
+
+    @classmethod
+    def open(cls, root: str | os.PathLike = ".", db_url: str | None = None) -> "Workspace":
+        root = Path(root).resolve()
+        cfg = root / CONFIG_NAME
+        if not cfg.exists():
+            raise WorkspaceError(f"{root} is not a relcurate workspace (no {CONFIG_NAME}); run `relcurate init {root}`")
+        try:
+            data = tomllib.loads(cfg.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{cfg}: invalid TOML: {exc}") from exc
+        section = data.get("relcurate", {})
+        ingest = IngestSettings(**{k: v for k, v in data.get("ingest", {}).items() if k in IngestSettings.__dataclass_fields__})
+        url = db_url or os.environ.get(DB_URL_ENV) or section.get("db_url", DEFAULT_DB_URL)
+        return cls(root=root, db_url_setting=url, ingest=ingest)
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        """The configured URL with a relative SQLite path resolved against the workspace."""
+        url = make_url(self.db_url_setting)
+        if url.get_backend_name() == "sqlite" and url.database and not os.path.isabs(url.database):
+            url = url.set(database=str(self.root / url.database))
+        return url.render_as_string(hide_password=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.db_url)
+
+    def image_path(self, sha256: str, ext: str) -> Path:
+        return self.root / image_relpath(sha256, ext)
+
+    def thumb_path(self, sha256: str) -> Path:
+        return self.root / thumb_relpath(sha256)
+
+    def quarantine_path(self, sha256: str) -> Path:
+        return self.root / quarantine_relpath(sha256)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.root / "vectors"
+
+
+# Module-level so worker processes can compute store paths without a Workspace (engine) object.
+def image_relpath(sha256: str, ext: str) -> str:
+    return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
+
+
+def thumb_relpath(sha256: str) -> str:
+    return f"thumbs/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
+
+
+def quarantine_relpath(sha256: str) -> str:
+    return f"quarantine/{sha256}.bin"
+
+
+def _render_config(db_url: str, ingest: IngestSettings | None = None) -> str:
+    ingest = ingest or IngestSettings()
+    lines = [
+        "# relcurate workspace configuration",
+        "[relcurate]",
+        "version = 1",
+        f"db_url = {_toml_str(db_url)}  # relative sqlite paths are resolved against this folder",
+        "",
+        "[ingest]",
+    ]
+    for name in IngestSettings.__dataclass_fields__:
+        lines.append(f"{name} = {getattr(ingest, name)!r}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
