@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from relcurate.curation.anonymity import normalise_caption
 from relcurate.curation.ingest import IngestReport, record_bad, register_pending
 from relcurate.curation.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import session_scope
@@ -21,15 +22,7 @@ from relcurate.db.models import Caption, CaptionStatus, GroupMember, GroupStatus
 from relcurate.workspace import Workspace
 
 MIN_GROUP, MAX_GROUP = 2, 10
-QUOTES = "\"'\u201c\u201d\u2018\u2019"
-
-
-def strip_quotes(text: str) -> str:
-    """Remove literal surrounding quote characters (the reference file wraps every caption)."""
-    t = text.strip()
-    while len(t) >= 2 and t[0] in QUOTES and t[-1] in QUOTES:
-        t = t[1:-1].strip()
-    return t
+strip_quotes = normalise_caption  # the reference file wraps every caption in literal quotes
 
 
 @dataclass

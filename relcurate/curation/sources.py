@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Iterator
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
+# Image-like files we do not accept are still picked up, so they are quarantined with a reason
+# ("unsupported_format") instead of vanishing; anything else in a folder (notes, JSON) is ignored.
+CANDIDATE_EXTENSIONS = IMAGE_EXTENSIONS | {".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".heic", ".heif", ".avif",
+                                           ".jp2", ".j2k", ".tga", ".psd", ".svg", ".dng", ".cr2", ".nef"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def walk_folder(root: str | os.PathLike) -> Iterator[SourceItem | BadRecord]:
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+            if os.path.splitext(name)[1].lower() not in CANDIDATE_EXTENSIONS:
                 continue
             yield SourceItem(uri=file_uri(path), kind="folder", path=path, where=display_path(path))
         # Directory symlinks are listed in dirnames but not descended into; report loops.

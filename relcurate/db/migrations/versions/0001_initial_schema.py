@@ -67,6 +67,18 @@ def upgrade() -> None:
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_version_kind'), ['kind'], unique=False)
 
+    op.create_table('rejected_record',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('location', sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('location')
+    )
+    with op.batch_alter_table('rejected_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rejected_record_reason'), ['reason'], unique=False)
+
     op.create_table('export_manifest',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -291,6 +303,10 @@ def downgrade() -> None:
 
     op.drop_table('filter_label')
     op.drop_table('export_manifest')
+    with op.batch_alter_table('rejected_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rejected_record_reason'))
+
+    op.drop_table('rejected_record')
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_version_kind'))
 
