@@ -81,8 +81,6 @@ _NUMBER_WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen twenty"
 ).split()
-
-
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
@@ -145,7 +143,7 @@ class Attributes:
 def sample_attributes(seed: int, *, shape: str | None = None, color: str | None = None) -> Attributes:
     """The attributes of image ``seed``; identical for every template (independence by design)."""
     rng = random.Random(derive("attributes", seed))
-    # Always draw every value so that overriding one does not shift the rest of the stream.
+    # Draw the defaults even when overridden, so an override disturbs the stream as little as possible.
     drawn_shape, drawn_color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
     shape = shape or drawn_shape
     color = color or drawn_color
@@ -332,7 +330,7 @@ def _containment(rng: random.Random, a: Attributes, cv: Canvas) -> Scene:
     cv.shape(container, cx, cy, big_r, a.other_color, tilt)
     centre, inner = INSCRIBED[container]
     c = rotate(centre[None, :], tilt)[0] * big_r + (cx, cy)
-    r = big_r * inner * rng.uniform(0.45, 0.62) / CIRCUMRADIUS[a.shape]
+    r = big_r * inner * rng.uniform(0.55, 0.72) / CIRCUMRADIUS[a.shape]
     cv.shape(a.shape, c[0], c[1], r, a.color, a.angle)
     details = {
         "count": 2,
@@ -422,7 +420,7 @@ def _counting(rng: random.Random, a: Attributes, cv: Canvas) -> Scene:
     col_w = 0.9 / groups
     r = min(col_w * 0.3, 0.82 / (2.5 * groups)) * min(a.scale, 1.0)
     cx, cy = a.centre()
-    left = 0.5 - 0.45
+    left = cx - 0.45
     positions = []
     for g in range(groups):
         x = left + col_w * (g + 0.5)
@@ -442,7 +440,7 @@ def _counting(rng: random.Random, a: Attributes, cv: Canvas) -> Scene:
 def _shadow(rng: random.Random, a: Attributes, cv: Canvas) -> Scene:
     cx, cy = a.centre()
     r = 0.17 * a.scale
-    ground = min(0.86, cy + 0.24)
+    ground = min(0.86, cy + 0.28)
     unit = UNIT[a.shape]
     px = cx + rng.uniform(-0.08, 0.08)
     py = ground - float(unit[:, 1].max()) * r
@@ -765,9 +763,10 @@ def generate_group(template: str, n_members: int, *, seed: int, size: int = 256)
 
 
 def png_bytes(image: Image.Image) -> bytes:
-    """PNG without time-dependent chunks: same pixels, same bytes."""
+    """PNG without time-dependent chunks: same pixels, same bytes. Level 1 encodes ~4x faster than
+    Pillow's default for files only ~15% larger (flat synthetic art compresses well anyway)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=6)
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
