@@ -27,7 +27,8 @@ def words(check, code: str) -> list[str | None]:
     ('“{Subject} beside {Object}.”', "{Subject} beside {Object}."),
     ('""“{Subject}   beside\n {Object}.”""', "{Subject} beside {Object}."),
     ('"{Subject} beside {Object}".', "{Subject} beside {Object}."),  # full stop after the quote
-    ('"{Subject} beside {Object}."."', '"{Subject} beside {Object}."."'),  # odd quotes: left
+    ('"{Subject} beside {Object}."."', '"{Subject} beside {Object}."."'),  # ambiguous: left
+    ('"Yes" means {Word} and "No"', '"Yes" means {Word} and "No"'),
     ('"Hello" is written in {Language}.', '"Hello" is written in {Language}.'),
     ("‘{Subject} beside {Object}’", "{Subject} beside {Object}"),
     ("  plain {Text}  ", "plain {Text}"),

@@ -175,14 +175,15 @@ def normalise_caption(text: str) -> str:
     """Strip literal surrounding quotes (straight or curly, possibly repeated) and collapse
     whitespace. ``'"A {X}."'`` → ``'A {X}.'``; also handles a full stop after the closing quote
     (``'"A {X}".'``), which occurs in the curated seed file. A quote at one end only is content
-    ("'Hello' written in {Language}") and stays."""
+    ("'Hello' written in {Language}") and stays, and so does a straight double quote pair when
+    more straight double quotes occur inside (which quote pairs with which is ambiguous)."""
     s = " ".join(text.split())
     while len(s) >= 2:
         end = len(s)
-        if s[0] == '"' and s[1:].count('"') % 2 == 0:
-            break  # '"Hello" means {Word}': the first quote closes inside, it wraps nothing
         if s[-1] in _TERMINAL and len(s) >= 3 and s[-2] in _QUOTES:
             end -= 1  # '"...".' : the full stop sits outside the quotes
+        if s[0] == '"' and '"' in s[1 : end - 1].strip(_QUOTES):
+            break  # '"Yes" means {Word} and "No"': ambiguous, so leave the text as written
         if s[0] in _QUOTES and s[end - 1] in _QUOTES and end >= 2:
             inner = s[1 : end - 1].strip()
             if end < len(s) and inner and inner[-1] not in _TERMINAL:
