@@ -4,7 +4,8 @@
 - approx: ``IndexIVFFlat`` (flat vectors, no compression loss), chosen by ``kind="auto"`` at
   ``APPROX_MIN_SIZE`` vectors and above. ``nprobe`` is tuned at build time on a sample of the
   indexed vectors (as "more like this item" queries, self excluded) to reach ``target_recall``
-  recall@10 against exact search, and stored with the index.
+  recall@10 against exact search, and stored with the index. The quantizer is trained once at
+  build; after many ``add``s of a shifted distribution, rebuild (and so re-tune).
 
 Vectors of different embedding models are not comparable, so every index carries the
 ``model_version`` it was built from; ``load(..., expected_model_version=...)`` refuses a mismatch.
@@ -173,32 +174,52 @@ class VectorIndex:
     # --- tuning -----------------------------------------------------------------------------
 
     def tune_nprobe(self, vectors: np.ndarray, *, target_recall: float = 0.95, k: int = 10,
-                    n_queries: int = 256, seed: int = 0) -> float:
-        """Set nprobe to the smallest power of two reaching `target_recall`; return that recall.
+                    n_queries: int = 500, seed: int = 0) -> float:
+        """Set nprobe to the smallest value whose recall@k reaches `target_recall`, judged by
+        the lower ~95% confidence bound (mean - 2 standard errors over queries) so that fresh
+        queries from the same distribution meet the target too. Returns the mean recall.
 
         Queries are indexed vectors themselves ("more like this item"): truth is exact top-(k+1)
-        over `vectors` (the full indexed set, row-aligned with the ids), the query's own hit dropped.
+        over `vectors` (all indexed vectors, row-aligned with `self.ids`), the query's own id
+        dropped from both lists. Doubling finds a bracket, bisection the smallest nprobe in it.
         """
         if self.kind != "approx":
             return 1.0
         x = _as_matrix(vectors, self.dim)
+        if x.shape[0] != len(self._ids):
+            raise ValueError("pass all indexed vectors, row-aligned with .ids")
         rng = np.random.default_rng(seed)
         rows = rng.choice(x.shape[0], min(n_queries, x.shape[0]), replace=False)
-        _, truth_rows = brute_force_topk(x[rows], x, k + 1, self.metric)
-        truth = np.stack([[r for r in t if r != q][:k] for t, q in zip(truth_rows, rows)])
-        truth_ids = self._ids[truth]
+        queries = x[rows]
+        _, truth_rows = brute_force_topk(queries, x, k + 1, self.metric)
+        truth = [set(self._ids[[r for r in t if r != q][:k]].tolist()) for t, q in zip(truth_rows, rows)]
         self_ids = self._ids[rows]
         nlist = faiss.extract_index_ivf(self._index).nlist
-        recall, probe = 0.0, 1
-        while True:
+
+        def measure(probe: int) -> tuple[bool, float]:
             self.nprobe = probe
-            _, found = self._search_raw(x[rows], k + 1)
-            found = np.stack([[i for i in f if i != s][:k] for f, s in zip(found, self_ids)])
-            recall = recall_at_k(found, truth_ids)
-            if recall >= target_recall or probe >= nlist:
-                self.tuned_recall = recall
-                return recall
-            probe = min(probe * 2, nlist)
+            _, found = self._search_raw(queries, k + 1)
+            per_query = np.array([len(t & (set(f.tolist()) - {s, -1})) / max(1, len(t))
+                                  for f, s, t in zip(found, self_ids, truth)])
+            mean = float(per_query.mean())
+            stderr = float(per_query.std(ddof=1) / np.sqrt(len(per_query))) if len(per_query) > 1 else 0.0
+            return mean - 2 * stderr >= target_recall, mean
+
+        results: dict[int, float] = {}
+        low, high = 0, 1  # invariant: `low` fails (0 = nothing probed), `high` is the candidate
+        while True:
+            ok, results[high] = measure(high)
+            if ok or high >= nlist:
+                break
+            low, high = high, min(high * 2, nlist)
+        if ok:
+            while high - low > 1:
+                mid = (low + high) // 2
+                ok_mid, results[mid] = measure(mid)
+                low, high = (low, mid) if ok_mid else (mid, high)
+        self.nprobe = high
+        self.tuned_recall = results[high]
+        return self.tuned_recall
 
     # --- mutation ---------------------------------------------------------------------------
 
