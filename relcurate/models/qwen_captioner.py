@@ -1,0 +1,179 @@
+"""Anonymous captions with Qwen2.5-VL: one per image, or one shared by a whole seed group.
+
+Single images use the reference captioner's prompt verbatim. A group is shown in one multi-image
+prompt and asked for a single caption whose {Placeholders} cover what varies between members.
+Generation is batched (left padding), greedy by default; sampling is configurable. Outputs lose
+surrounding whitespace and literal quote characters (the seed data wraps captions in quotes).
+An optional `checker` (e.g. curation.anonymity.check_caption) runs on every cleaned caption.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from PIL import Image
+
+from relcurate.models.qwen_common import (
+    batched,
+    encode_prompts,
+    input_device,
+    limit_pixels,
+    load_processor,
+    load_qwen,
+    to_device,
+    user_turn,
+)
+
+CAPTION_PROMPT = (
+    "You are given a single image.\n"
+    "Carefully analyze it to understand its underlying logic, layout, structure, or creative concept. "
+    "Then generate a single, reusable anonymous caption that could describe any image following the "
+    "same concept.\n"
+    "The caption must:\n"
+    "- Fully capture the general logic or analogy of the image.\n"
+    "- Include placeholders (e.g., {Object}, {Word}, {Character}, {Meaning}, {Color}, etc.) wherever "
+    "variations can occur.\n"
+    "- Be concise and standalone.\n"
+    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
+)
+
+GROUP_CAPTION_PROMPT = (
+    "You are given a group of {n} images that all follow the same underlying concept.\n"
+    "Carefully analyze them together to find the logic, layout, structure, or creative concept they "
+    "share. Then generate a single, reusable anonymous caption that describes every image in the group "
+    "and any other image following the same concept.\n"
+    "The caption must:\n"
+    "- Capture the logic or analogy common to all the images, not details of any single one.\n"
+    "- Use placeholders (e.g., {{Object}}, {{Word}}, {{Character}}, {{Meaning}}, {{Color}}, etc.) for "
+    "everything that differs between the images; use the same placeholder name for the same role.\n"
+    "- Be concise and standalone.\n"
+    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
+)
+
+_QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`", "„": "“"}
+_LONE_QUOTES = '"“”«»`'  # not the apostrophe: "the cats'" must survive
+
+
+def clean_caption(text: str) -> str:
+    """Strip whitespace and literal quotes around a caption (also a lone quote left by truncation)."""
+    text = text.strip()
+    while len(text) >= 2 and _QUOTE_PAIRS.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text.strip(_LONE_QUOTES).strip()
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Greedy by default; `do_sample=True` uses temperature/top_p."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repetition_penalty: float | None = None  # None: keep the model's generation_config value
+    seed: int | None = None  # sampling seed, for reproducible sampled captions
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    text: str  # cleaned caption
+    raw: str  # decoded model output
+    check: Any = None  # the checker's verdict, if a checker was given
+
+
+class QwenCaptioner:
+    """`Captioner` backed by Qwen2.5-VL (+ optional LoRA adapter)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        adapter_path: str | Path | None = None,
+        *,
+        processor_path: str | Path | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        device_map: str | dict | None = None,
+        batch_size: int = 4,
+        max_pixels: int | None = 768 * 768,
+        group_max_pixels: int | None = 448 * 448,
+        generation: GenerationSettings | None = None,
+        prompt: str = CAPTION_PROMPT,
+        group_prompt: str = GROUP_CAPTION_PROMPT,
+        checker: Callable[[str], Any] | None = None,
+        model: Any = None,
+        processor: Any = None,
+    ) -> None:
+        self.processor = processor or load_processor(processor_path or model_path)
+        self.model = model or load_qwen(model_path, adapter_path=adapter_path, device=device, dtype=dtype,
+                                        device_map=device_map)  # fmt: skip
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        self.group_max_pixels = group_max_pixels
+        self.generation = generation or GenerationSettings()
+        self.prompt = prompt
+        self.group_prompt = group_prompt
+        self.checker = checker
+
+    # ------------------------------------------------------------------ public API
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        return [r.text for r in self.caption_results(images)]
+
+    def caption_group(self, images: Sequence[Image.Image]) -> str:
+        return self.caption_group_result(images).text
+
+    def caption_results(self, images: Sequence[Image.Image]) -> list[CaptionResult]:
+        """One cleaned (and checked) caption per image, in input order."""
+        fitted = [limit_pixels(im, self.max_pixels) for im in images]
+        order = sorted(range(len(fitted)), key=lambda i: fitted[i].width * fitted[i].height)
+        raws: list[str] = [""] * len(fitted)
+        for idx in batched(order, self.batch_size):
+            convs = [user_turn([fitted[i]], self.prompt) for i in idx]
+            for i, raw in zip(idx, self._generate(convs)):
+                raws[i] = raw
+        return [self._result(raw) for raw in raws]
+
+    def caption_group_result(self, images: Sequence[Image.Image]) -> CaptionResult:
+        """One caption for all images together (a single multi-image prompt)."""
+        if len(images) == 0:
+            raise ValueError("caption_group needs at least one image")
+        fitted = [limit_pixels(im, self.group_max_pixels) for im in images]
+        conv = user_turn(fitted, self.group_prompt.format(n=len(fitted)))
+        return self._result(self._generate([conv])[0])
+
+    # ------------------------------------------------------------------ internals
+    def _result(self, raw: str) -> CaptionResult:
+        text = clean_caption(raw)
+        return CaptionResult(text=text, raw=raw, check=self.checker(text) if self.checker else None)
+
+    def _generation_config(self):
+        s = self.generation
+        gc = copy.deepcopy(self.model.generation_config)
+        gc.max_new_tokens = s.max_new_tokens
+        gc.do_sample = s.do_sample
+        if s.do_sample:
+            gc.temperature, gc.top_p, gc.top_k = s.temperature, s.top_p, None
+        else:  # unset sampling knobs so greedy decoding raises no "flag ignored" warnings
+            gc.temperature = gc.top_p = gc.top_k = None
+        if s.repetition_penalty is not None:
+            gc.repetition_penalty = s.repetition_penalty
+        if gc.pad_token_id is None:
+            gc.pad_token_id = self.processor.tokenizer.pad_token_id
+        return gc
+
+    @torch.inference_mode()
+    def _generate(self, conversations: list[list[dict]]) -> list[str]:
+        batch = encode_prompts(self.processor, conversations, add_generation_prompt=True)
+        batch = to_device(batch, input_device(self.model))
+        if self.generation.do_sample and self.generation.seed is not None:
+            torch.manual_seed(self.generation.seed)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.generate(**batch, generation_config=self._generation_config())
+        finally:
+            self.model.train(was_training)
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)

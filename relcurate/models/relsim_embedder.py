@@ -1,0 +1,236 @@
+"""relsim image embedder: Qwen2.5-VL + a learned `<|query|>` token + Linear(hidden, 384).
+
+Each image is put in a user turn followed by the `<|query|>` token; the last-layer hidden state at
+that token goes through the projection and is L2-normalised (the relsim paper / reference package
+`relsim` 0.1.0). Differences from the reference, all for speed or correctness, none changing what
+is computed for a given image:
+
+* batched, left padded and cut right after `<|query|>`, so the query is the last position of every
+  row; causal attention makes the tokens the reference appends after it irrelevant;
+* the text backbone is called without the LM head (no full-vocabulary logits, no stored
+  per-layer hidden states) and without a KV cache;
+* `mm_token_type_ids` is passed on, so M-RoPE positions are the multimodal ones (transformers 5
+  silently falls back to 1-D positions without it);
+* the `<|query|>` embedding is trainable (`trainable_token_indices`), where the reference adds the
+  token after wrapping with LoRA and so never trains its row.
+
+Preprocessing is the same at training and inference: centre-crop to a square and resize to
+`image_size` x `image_size` (448 by default, Lanczos) — what the reference trains on. The reference
+*scoring* API instead feeds images at native resolution, a train/test mismatch that also costs up to
+~16k visual tokens per image; `image_size=None` reproduces it (native resolution, no crop).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from relcurate.models.qwen_common import (
+    batched,
+    encode_prompts,
+    input_device,
+    load_processor,
+    load_qwen,
+    to_device,
+    user_turn,
+)
+
+QUERY_TOKEN = "<|query|>"
+EMBED_DIM = 384  # all-MiniLM-L6-v2, the caption encoder the image side is aligned to
+DEFAULT_IMAGE_SIZE = 448
+LORA_TARGETS = ("q_proj", "v_proj")
+
+
+def relsim_preprocess(image: Image.Image, image_size: int | None = DEFAULT_IMAGE_SIZE) -> Image.Image:
+    """RGB, centre-cropped to a square and resized to image_size² (Lanczos), as the reference trains.
+
+    `image_size=None` returns the RGB image untouched (the reference scoring path).
+    """
+    image = image.convert("RGB")
+    if image_size is None:
+        return image
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    return image.resize((image_size, image_size), Image.Resampling.LANCZOS)
+
+
+def add_query_token(processor, model) -> int:
+    """Register `<|query|>` (special) in the tokenizer; grow the embeddings only if needed.
+
+    The 7B's embedding matrix has spare rows past the tokenizer (152,064 vs 151,665), so the new id
+    usually already has a row; shrinking to len(tokenizer) would needlessly drop the others.
+    """
+    tok = processor.tokenizer
+    tok.add_special_tokens({"additional_special_tokens": [QUERY_TOKEN]}, replace_extra_special_tokens=False)
+    qid = tok.convert_tokens_to_ids(QUERY_TOKEN)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if qid >= rows:
+        # Deterministic (no random mean-resizing): new rows start at the mean embedding.
+        emb = model.get_input_embeddings().weight
+        mean = emb.detach().float().mean(0)
+        model.resize_token_embeddings(qid + 1, mean_resizing=False)
+        with torch.no_grad():
+            model.get_input_embeddings().weight[rows:] = mean.to(emb.dtype)
+    return qid
+
+
+class RelsimEmbedder(nn.Module):
+    """Qwen2.5-VL relsim embedder; an `Embedder` (name, dim, embed) and a trainable nn.Module.
+
+    Build one with `RelsimEmbedder.new(base_model_path)` (fresh LoRA + projection, for training) or
+    `RelsimEmbedder.from_checkpoint(dir, base_model)` (a relsim-format checkpoint, ours or the
+    reference's). `forward_embeddings(batch)` is differentiable; `embed` is the no-grad batched
+    inference path.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        processor: Any,
+        projection: nn.Linear,
+        *,
+        query_token_id: int,
+        image_size: int | None = DEFAULT_IMAGE_SIZE,
+        batch_size: int = 8,
+        name: str = "relsim",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.projection = projection
+        self.processor = processor
+        self.query_token_id = int(query_token_id)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.name = name
+        self.dim = projection.out_features
+        if processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN) != self.query_token_id:
+            raise ValueError(f"processor maps {QUERY_TOKEN} to a different id than {self.query_token_id}")
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def new(
+        cls,
+        base_model_path: str | Path,
+        *,
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.05,
+        target_modules: Sequence[str] = LORA_TARGETS,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        device_map: str | dict | None = None,
+        image_size: int | None = DEFAULT_IMAGE_SIZE,
+        batch_size: int = 8,
+        gradient_checkpointing: bool = False,
+        seed: int = 0,
+        name: str = "relsim",
+    ) -> "RelsimEmbedder":
+        """A trainable embedder: LoRA (r16, alpha32 on q/v by default) + trainable `<|query|>` row."""
+        from peft import LoraConfig, get_peft_model
+
+        processor = load_processor(base_model_path)
+        model = load_qwen(base_model_path, device=device, dtype=dtype, device_map=device_map, is_trainable=True)
+        qid = add_query_token(processor, model)
+        config = LoraConfig(
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=list(target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+            trainable_token_indices={"embed_tokens": [qid]},
+        )
+        torch.manual_seed(seed)
+        model = get_peft_model(model, config)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        hidden = model.get_base_model().config.get_text_config().hidden_size
+        projection = nn.Linear(hidden, EMBED_DIM)  # float32 master weights, also under a bf16 model
+        projection.to(_output_device(model))
+        return cls(model, processor, projection, query_token_id=qid, image_size=image_size,
+                   batch_size=batch_size, name=name)  # fmt: skip
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_dir: str | Path, base_model: str | Path | None = None, **kwargs: Any):
+        """Load a relsim-format checkpoint (see `relsim_checkpoint.load_relsim_checkpoint`)."""
+        from relcurate.models.relsim_checkpoint import load_relsim_checkpoint
+
+        return load_relsim_checkpoint(checkpoint_dir, base_model, **kwargs)
+
+    def save(self, out_dir: str | Path, **extra: Any) -> Path:
+        """Write the reference relsim layout (adapter + processor + projection_and_config.pt)."""
+        from relcurate.models.relsim_checkpoint import save_relsim_checkpoint
+
+        return save_relsim_checkpoint(self, out_dir, **extra)
+
+    # ---------------------------------------------------------------- model calls
+    def prepare(self, images: Sequence[Image.Image]):
+        """Processor batch (CPU tensors) for these images; identical at training and inference."""
+        convs = [user_turn([relsim_preprocess(im, self.image_size)], QUERY_TOKEN) for im in images]
+        return encode_prompts(self.processor, convs, add_generation_prompt=False, cut_after=QUERY_TOKEN)
+
+    def _backbone(self) -> nn.Module:
+        # The multimodal model without the LM head: LoRA and trainable-token layers are injected in
+        # place by peft, so calling it directly still applies the adapter.
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return base.model
+
+    def forward_embeddings(self, batch: Any, *, normalize: bool = True) -> torch.Tensor:
+        """(B, dim) float32 embeddings of a `prepare`d batch; keeps the autograd graph."""
+        batch = to_device(batch, input_device(self.model))
+        ids = batch["input_ids"]
+        if not bool((ids[:, -1] == self.query_token_id).all()):
+            raise ValueError(f"{QUERY_TOKEN} must be the last token of every row (left padding)")
+        out = self._backbone()(**batch, use_cache=False, return_dict=True)
+        hidden = out.last_hidden_state[:, -1]
+        proj = self.projection(hidden.to(self.projection.weight.device, torch.float32))
+        return F.normalize(proj, dim=-1) if normalize else proj
+
+    forward = forward_embeddings
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image], *, batch_size: int | None = None) -> np.ndarray:
+        """(N, dim) float32, L2-normalised. Images of equal size are batched together to limit padding."""
+        if len(images) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            prepped = [relsim_preprocess(im, self.image_size) for im in images]
+            order = sorted(range(len(prepped)), key=lambda i: prepped[i].width * prepped[i].height)
+            out = np.empty((len(prepped), self.dim), dtype=np.float32)
+            for idx in batched(order, batch_size or self.batch_size):
+                convs = [user_turn([prepped[i]], QUERY_TOKEN) for i in idx]
+                batch = encode_prompts(self.processor, convs, add_generation_prompt=False, cut_after=QUERY_TOKEN)
+                out[list(idx)] = self.forward_embeddings(batch).cpu().numpy()
+            return out
+        finally:
+            self.train(was_training)
+
+    def score(self, a: Image.Image, b: Image.Image) -> float:
+        """Cosine similarity of two images (one batched forward pass)."""
+        ea, eb = self.embed([a, b])
+        return float(ea @ eb)
+
+    def score_many(self, a: Sequence[Image.Image], b: Sequence[Image.Image]) -> np.ndarray:
+        """Row-wise cosine of aligned pairs (a[i], b[i]); all images embedded in batches."""
+        if len(a) != len(b):
+            raise ValueError("score_many needs two sequences of equal length")
+        emb = self.embed(list(a) + list(b))
+        return np.einsum("ij,ij->i", emb[: len(a)], emb[len(a) :])
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+def _output_device(model: nn.Module) -> torch.device:
+    """Device of the final norm (the last hidden state lands there, also under a device_map)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model.language_model.norm.weight.device
