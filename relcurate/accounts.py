@@ -6,7 +6,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from relcurate.db.engine import session_scope
+from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import Role, User
 
 _hasher = PasswordHasher()
@@ -88,12 +88,12 @@ def set_password(engine: Engine, username: str, password: str) -> None:
 
 
 def list_users(engine: Engine) -> list[User]:
-    with session_scope(engine) as s:
+    with read_scope(engine) as s:
         return list(s.exec(select(User).order_by(User.username)))
 
 
 def get_user(engine: Engine, user_id: int) -> User | None:
-    with session_scope(engine) as s:
+    with read_scope(engine) as s:
         return s.get(User, user_id)
 
 

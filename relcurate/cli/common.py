@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (default: current directory).")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides the workspace config and RELCURATE_DB_URL).")]
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never hard-wrap a message: it names files
 
 
 def open_workspace(path: Path, db: str | None):

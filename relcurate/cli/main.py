@@ -11,28 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from relcurate.cli.common import WorkspaceOpt, DbOpt, open_workspace, progress_bar
+from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progress_bar
+from relcurate.cli import captions as captions_cli
 from relcurate.cli import users as users_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
 app.add_typer(users_cli.app, name="users")
-console = Console()
+console = Console(soft_wrap=True)
 
 
-def _register_optional(name: str, module: str) -> None:
-    """Sub-apps living in their own modules; each is optional while the project grows."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    app.add_typer(mod.app, name=name)
-
-
-_register_optional("captions", "relcurate.cli.captions")
+app.add_typer(captions_cli.app, name="captions")
 
 
 @app.command()
@@ -67,14 +55,14 @@ def ingest(
     total = IngestReport()
     for src in sources:
         if not src.exists():
-            console.print(f"[red]error:[/] {escape(str(src))}: no such file or folder")
+            err.print(f"[red]error:[/] {escape(str(src))}: no such file or folder")
             raise typer.Exit(2)
         with progress_bar(f"ingest {src.name}", quiet=as_json) as update:
             try:
                 report = ingest_source(ws, src, kind=kind, image_folder=image_folder, download=download,
                                        allow_private_urls=allow_private_urls, workers=workers, progress=update)
             except ValueError as exc:
-                console.print(f"[red]error:[/] {escape(str(exc))}")
+                err.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(2)
         total.merge(report)
     if as_json:
@@ -127,11 +115,19 @@ def stats(
 
 
 @app.command()
-def quarantine(workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+def quarantine(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    workspace: WorkspaceOpt = Path("."),
+    db: DbOpt = None,
+) -> None:
     """List every quarantined image and rejected record with its reason."""
     from relcurate.curation.ingest import quarantine_report
 
     rows = quarantine_report(open_workspace(workspace, db))
+    if as_json:
+        for where, reason, detail in rows:
+            typer.echo(json.dumps({"where": where, "reason": reason, "detail": detail}))
+        return
     table = Table("where", "reason", "detail", title=f"quarantine ({len(rows)})")
     for where, reason, detail in rows:
         table.add_row(escape(where), escape(reason), escape(detail))

@@ -13,7 +13,7 @@ from rich.table import Table
 from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @app.command("add")

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import func, or_
 from sqlmodel import select
 
-from relcurate.db.engine import session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import Image, ImageSource
 from relcurate.workspace import Workspace
 
@@ -46,18 +46,18 @@ def list_images(ws: Workspace, *, status: str | None = "ok", text: str | None = 
     if text:
         like = f"%{text.strip()}%"
         q = q.where(or_(Image.alt_text.ilike(like), Image.source_uri.ilike(like)))
-    with session_scope(ws.engine) as s:
+    with read_scope(ws.engine) as s:
         total = s.exec(select(func.count()).select_from(q.subquery())).one()
         rows = s.exec(q.order_by(Image.id).offset(offset).limit(limit)).all()
         return [_card(ws, r) for r in rows], total
 
 
 def get_image(ws: Workspace, image_id: int) -> ImageCard | None:
-    with session_scope(ws.engine) as s:
+    with read_scope(ws.engine) as s:
         img = s.get(Image, image_id)
         return _card(ws, img) if img else None
 
 
 def image_sources(ws: Workspace, image_id: int) -> list[str]:
-    with session_scope(ws.engine) as s:
+    with read_scope(ws.engine) as s:
         return list(s.exec(select(ImageSource.uri).where(ImageSource.image_id == image_id).order_by(ImageSource.id)))

@@ -6,9 +6,14 @@ a batch of new images against every stored image.
 from __future__ import annotations
 
 import numpy as np
+from sqlalchemy import insert, or_
 from sqlmodel import select
 
 from relcurate.db.engine import session_scope
+
+# Flat images (solid colours, blank scans) all share one pHash; without a cap, n of them would
+# record n^2 pairs. Keep each image's closest few for review.
+MAX_NEIGHBOURS = 20
 from relcurate.db.models import Image, ImageStatus, NearDuplicate
 from relcurate.workspace import Workspace
 
@@ -29,7 +34,9 @@ def find_near_duplicates(ids: list[int], phashes: list[str], query_ids: set[int]
     lims, dist, labels = index.range_search(_codes([phashes[i] for i in q_pos]), max_distance + 1)
     pairs: dict[tuple[int, int], int] = {}
     for qi, pos in enumerate(q_pos):
-        for j in range(lims[qi], lims[qi + 1]):
+        lo, hi = int(lims[qi]), int(lims[qi + 1])
+        order = np.argsort(dist[lo:hi], kind="stable")[: MAX_NEIGHBOURS + 1]
+        for j in order + lo:
             other = int(labels[j])
             if other == pos:
                 continue
@@ -45,12 +52,16 @@ def record_near_duplicates(ws: Workspace, new_ids: list[int]) -> int:
         rows = s.exec(select(Image.id, Image.phash).where(Image.status == ImageStatus.ok, Image.phash.is_not(None))).all()
         ids, hashes = [r[0] for r in rows], [r[1] for r in rows]
         pairs = find_near_duplicates(ids, hashes, set(new_ids), ws.ingest.near_duplicate_distance)
-        added = 0
-        for a, b, d in pairs:
-            if s.get(NearDuplicate, (a, b)) is None:
-                s.add(NearDuplicate(image_a=a, image_b=b, distance=d))
-                added += 1
-        return added
+        involved = sorted({x for a, b, _ in pairs for x in (a, b)})
+        existing: set[tuple[int, int]] = set()
+        for i in range(0, len(involved), 500):
+            chunk = involved[i : i + 500]
+            existing.update(s.exec(select(NearDuplicate.image_a, NearDuplicate.image_b).where(
+                or_(NearDuplicate.image_a.in_(chunk), NearDuplicate.image_b.in_(chunk)))).all())
+        rows = [{"image_a": a, "image_b": b, "distance": d} for a, b, d in pairs if (a, b) not in existing]
+        if rows:
+            s.execute(insert(NearDuplicate), rows)
+        return len(rows)
 
 
 def near_duplicate_groups(ws: Workspace) -> list[set[int]]:

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from relcurate.curation.imagecheck import CheckedImage, Rejected, check_image_bytes
 from relcurate.curation.sources import BadRecord, SourceItem, display_path
-from relcurate.db.engine import session_scope
+from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
     GroupMember,
     Image,
@@ -272,7 +272,7 @@ def ingest_items(
 
 def quarantine_report(ws: Workspace) -> list[tuple[str, str, str]]:
     """(where, reason, detail) for every quarantined image and rejected record."""
-    with session_scope(ws.engine) as s:
+    with read_scope(ws.engine) as s:
         rows = [
             (i.source_uri, i.quarantine_reason or "", i.quarantine_detail or "")
             for i in s.exec(select(Image).where(Image.status == ImageStatus.quarantined).order_by(Image.id))

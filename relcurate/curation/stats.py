@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import select
 
-from relcurate.db.engine import session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import (
     Caption,
     CurrentLabel,
@@ -22,7 +22,7 @@ STATS_SCHEMA_VERSION = 1
 
 
 def workspace_stats(ws: Workspace) -> dict:
-    with session_scope(ws.engine) as s:
+    with read_scope(ws.engine) as s:
         by_status = dict(s.exec(select(Image.status, func.count()).group_by(Image.status)).all())
         by_reason = dict(
             s.exec(select(Image.quarantine_reason, func.count()).where(Image.status == "quarantined").group_by(Image.quarantine_reason)).all()

@@ -37,10 +37,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
-    # pysqlite's deferred BEGIN lets two writers both read then deadlock on upgrade; taking the
-    # write lock at BEGIN makes every transaction a clean single-writer section.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn) -> None:
+    # A deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
+    # writer got in between (no busy wait helps). Writers therefore take the write lock at BEGIN
+    # (IMMEDIATE): every write transaction is a clean single-writer section. Read-only sessions
+    # (`read_scope`) begin DEFERRED so that, with WAL, they never block or wait for a writer.
+    if conn.get_execution_options().get("relcurate_readonly"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -55,14 +60,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         def _no_autobegin(dbapi_conn, _record):
             dbapi_conn.isolation_level = None
 
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
+    """One write transaction: commit on success, roll back on any error."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
@@ -70,3 +75,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A read-only transaction: never takes SQLite's write lock, so readers don't queue behind
+    (or hold up) ingest and labeling writers."""
+    with Session(engine.execution_options(relcurate_readonly=True), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -174,10 +174,10 @@ class VectorIndex:
     # --- tuning -----------------------------------------------------------------------------
 
     def tune_nprobe(self, vectors: np.ndarray, *, target_recall: float = 0.95, k: int = 10,
-                    n_queries: int = 500, seed: int = 0) -> float:
+                    n_queries: int = 1000, z: float = 3.0, seed: int = 0) -> float:
         """Set nprobe to the smallest value whose recall@k reaches `target_recall`, judged by
-        the lower ~95% confidence bound (mean - 2 standard errors over queries) so that fresh
-        queries from the same distribution meet the target too. Returns the mean recall.
+        a lower confidence bound (mean - z standard errors over queries) so that fresh queries
+        from the same distribution meet the target too. Returns the mean recall.
 
         Queries are indexed vectors themselves ("more like this item"): truth is exact top-(k+1)
         over `vectors` (all indexed vectors, row-aligned with `self.ids`), the query's own id
@@ -203,7 +203,7 @@ class VectorIndex:
                                   for f, s, t in zip(found, self_ids, truth)])
             mean = float(per_query.mean())
             stderr = float(per_query.std(ddof=1) / np.sqrt(len(per_query))) if len(per_query) > 1 else 0.0
-            return mean - 2 * stderr >= target_recall, mean
+            return mean - z * stderr >= target_recall, mean
 
         results: dict[int, float] = {}
         low, high = 0, 1  # invariant: `low` fails (0 = nothing probed), `high` is the candidate

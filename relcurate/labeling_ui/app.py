@@ -1,0 +1,49 @@
+"""Streamlit entry point: `streamlit run relcurate/labeling_ui/app.py` with RELCURATE_WORKSPACE set
+(`relcurate serve` does both).
+
+Signed out, the navigation holds only the sign-in page, so no other URL renders anything. Signed
+in, it holds exactly the registry pages the user's role may use (see registry.py).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from relcurate.labeling_ui import auth, pages_login, registry, resources
+from relcurate.labeling_ui.escaping import escape_md
+
+
+def _sidebar(ctx: registry.PageContext) -> None:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{escape_md(ctx.user.username)}**  \nrole: `{ctx.user.role}`")
+        st.button("Log out", key="logout", icon=":material/logout:", on_click=auth.end_session,
+                  args=(st.session_state,))
+        st.caption(f"workspace: {escape_md(ctx.ws.root)}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="relcurate", page_icon=":material/collections:", layout="wide")
+    ws = resources.workspace_or_stop()
+    user = auth.current_user(st.session_state, ws.engine)
+    if user is None:
+        throttle = resources.login_throttle(str(ws.root))
+        login = st.Page(lambda: pages_login.render(ws, throttle), title="Sign in",
+                        icon=":material/login:", url_path="login", default=True)
+        st.navigation([login], position="hidden").run()
+        return
+
+    ctx = registry.PageContext(ws=ws, user=user)
+    sections: dict[str, list] = {}
+    for i, spec in enumerate(registry.pages_for(user.role)):
+        page = st.Page(registry.guarded(spec, ctx, st.error), title=spec.title, icon=spec.icon,
+                       url_path=spec.url_path, default=i == 0)
+        sections.setdefault(spec.section, []).append(page)
+    if not sections:  # a role with no page at all: nothing to show but the way out
+        _sidebar(ctx)
+        st.warning("Your role has no pages in this app.")
+        return
+    nav = st.navigation(sections)
+    _sidebar(ctx)
+    nav.run()
+
+
+main()

@@ -1,0 +1,26 @@
+"""Quarantine report: every quarantined image and rejected source record, with the reason."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from relcurate.curation.ingest import quarantine_report
+from relcurate.labeling_ui.registry import PageContext
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Quarantine")
+    rows = quarantine_report(ctx.ws)
+    if not rows:
+        st.success("Nothing is quarantined.")
+        return
+    table = pd.DataFrame(rows, columns=["where", "reason", "detail"])
+    reasons = sorted(table["reason"].unique())
+    chosen = st.multiselect("Reason", reasons, key="quarantine_reasons", placeholder="all reasons")
+    if chosen:
+        table = table[table["reason"].isin(chosen)]
+    st.caption(f"{len(table)} of {len(rows)} entries")
+    # st.dataframe draws cells as plain text on a canvas: file names and details are never markup.
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"where": st.column_config.TextColumn(width="large"),
+                                "detail": st.column_config.TextColumn(width="large")})
