@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
 from relcurate.curation.imagecheck import CheckedImage, Rejected, check_image_bytes
@@ -29,6 +29,7 @@ from relcurate.db.models import (
     ImageSource,
     ImageStatus,
     RejectedRecord,
+    utcnow,
 )
 from relcurate.workspace import Workspace, image_relpath, quarantine_relpath, thumb_relpath
 
@@ -199,6 +200,57 @@ def record_processed(session: Session, p: Processed, report: IngestReport) -> No
         report.new_image_ids.append(img.id)
 
 
+def record_batch(session: Session, batch: list[Processed], report: IngestReport) -> None:
+    """Record many results at once. The common case (new content, new URI) becomes two bulk
+    INSERTs; merges with pending rows or stored duplicates take the per-item path."""
+    uris = [p.item.uri for p in batch]
+    shas = [p.result.sha256 for p in batch if p.result.sha256]
+    known_uri = set(session.exec(select(ImageSource.uri).where(ImageSource.uri.in_(uris))))
+    known_sha = set(session.exec(select(Image.sha256).where(Image.sha256.in_(shas)))) if shas else set()
+    fresh: list[Processed] = []
+    slow: list[Processed] = []
+    for p in batch:
+        sha = p.result.sha256
+        if p.item.uri in known_uri or (sha and sha in known_sha):
+            slow.append(p)
+            continue
+        if sha:
+            known_sha.add(sha)  # a second copy within this batch takes the slow (merge) path
+        fresh.append(p)
+    if fresh:
+        now = utcnow()
+        ids = session.scalars(
+            insert(Image).returning(Image.id, sort_by_parameter_order=True),
+            [_image_row(p, now) for p in fresh],
+        ).all()
+        session.execute(insert(ImageSource), [
+            {"image_id": i, "uri": p.item.uri, "kind": p.item.kind, "alt_text": p.item.alt_text,
+             "ref_hash": p.item.ref_hash, "added_at": now} for i, p in zip(ids, fresh)
+        ])
+        for i, p in zip(ids, fresh):
+            if isinstance(p.result, CheckedImage):
+                report.added += 1
+                report.new_image_ids.append(i)
+            else:
+                report.quarantined.append(Quarantined(p.item.where, p.result.reason, p.result.detail))
+    for p in slow:
+        record_processed(session, p, report)
+
+
+def _image_row(p: Processed, now) -> dict:
+    r, item = p.result, p.item
+    row = {"sha256": r.sha256, "size_bytes": r.size_bytes, "source_uri": item.uri, "alt_text": item.alt_text,
+           "added_at": now, "ext": None, "width": None, "height": None, "phash": None, "meta": {},
+           "quarantine_reason": None, "quarantine_detail": None}
+    if isinstance(r, CheckedImage):
+        row.update(status=ImageStatus.ok, ext=r.ext, width=r.width, height=r.height, phash=r.phash,
+                   meta={"format": r.format, "mode": r.mode, "frames": r.frames})
+    else:
+        row.update(status=ImageStatus.quarantined, quarantine_reason=r.reason,
+                   quarantine_detail=f"{item.where}: {r.detail}")
+    return row
+
+
 def _batched(it: Iterable, n: int) -> Iterator[list]:
     batch: list = []
     for x in it:
@@ -259,8 +311,7 @@ def ingest_items(
             results = pool.map(process_local, args, chunksize=8) if pool else map(process_local, args)
             for batch in _batched(results, WRITE_BATCH):
                 with session_scope(ws.engine) as s:
-                    for p in batch:
-                        record_processed(s, p, report)
+                    record_batch(s, batch, report)
                 done += len(batch)
                 if progress:
                     progress(done, total)
