@@ -12,6 +12,11 @@ Reports: index build time (train+add, nprobe tuning), ms/query median for single
 
     python bench/search.py                 # 1,000,000 x 384, 500 queries
     python bench/search.py --n 100000      # quick run
+
+Measured on the 2-core dev machine (shared with other jobs, load ~4-5, so exact timings vary):
+1M x 384, IVF-Flat nlist=1024, build 57 s (train+add 12 s, nprobe tuning 45 s), tuned nprobe=7:
+0.62 ms/query single, recall@10 0.974 on fresh queries; exact numpy 44-256 ms/query single.
+With --point-scale 1.6 (overlapping clusters): nprobe=11, 1.02 ms/query, recall@10 0.960.
 """
 from __future__ import annotations
 
@@ -152,7 +157,7 @@ def main() -> None:
     tune_s = time.perf_counter() - t0
     nlist = faiss.extract_index_ivf(approx._index).nlist
     print(f"# IVF-Flat nlist={nlist}: train+add {train_add:.1f} s, nprobe tuning {tune_s:.1f} s "
-          f"-> nprobe={approx.nprobe} (recall@10 on 500 indexed items, self excluded: {tuned:.3f}); "
+          f"-> nprobe={approx.nprobe} (recall@10 on 1000 indexed items, self excluded: {tuned:.3f}); "
           f"build total {train_add + tune_s:.1f} s")
 
     tuned_nprobe = approx.nprobe
