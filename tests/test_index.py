@@ -101,6 +101,8 @@ def test_add_after_build_and_remove(kind: str) -> None:
         idx.add(x[:2], [0, 123456])
     with pytest.raises(ValueError, match="unique"):
         idx.add(x[:2], [77777, 77777])
+    with pytest.raises(ValueError, match="reserved"):
+        idx.add(x[:1], [-1])
     assert idx.remove([10**9 + 4500, 3]) == 2
     assert len(idx) == 4998 and 3 not in idx
     _, found = idx.search(x[4500], 5)

@@ -50,6 +50,8 @@ def _as_ids(ids: Iterable[int] | np.ndarray, n: int) -> np.ndarray:
         raise ValueError(f"{n} vectors but {arr.shape[0]} ids")
     if np.unique(arr).shape[0] != n:
         raise ValueError("ids must be unique")
+    if (arr == -1).any():
+        raise ValueError("id -1 is reserved (faiss marks missing results with it)")
     return arr
 
 
@@ -268,13 +270,13 @@ class VectorIndex:
         excl = np.unique(np.fromiter(exclude_ids if exclude_ids is not None else (), np.int64))
         k = int(k)
         fetch = min(k + len(excl), len(self))
+        pad = -np.inf if self.metric == "ip" else np.inf
         if fetch <= 0 or k <= 0:
-            return (np.zeros((q.shape[0], max(k, 0)), np.float32),
+            return (np.full((q.shape[0], max(k, 0)), pad, np.float32),
                     np.full((q.shape[0], max(k, 0)), -1, np.int64))
         scores, ids = self._search_raw(q, fetch)
         if len(excl) == 0 and fetch == k:
             return scores, ids
-        pad = -np.inf if self.metric == "ip" else np.inf
         out_s = np.full((q.shape[0], k), pad, np.float32)
         out_i = np.full((q.shape[0], k), -1, np.int64)
         keep = (ids != -1) & ~np.isin(ids, excl)
