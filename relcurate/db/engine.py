@@ -81,8 +81,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def read_scope(engine: Engine) -> Iterator[Session]:
     """A read-only transaction: never takes SQLite's write lock, so readers don't queue behind
     (or hold up) ingest and labeling writers."""
+    # Closing (not rolling back) ends the transaction without expiring loaded objects, so
+    # callers can still read them after the block.
     with Session(engine.execution_options(relcurate_readonly=True), expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session

@@ -1,0 +1,35 @@
+"""The demo workspace: synthetic pool with ground truth, seed groups with captions awaiting
+review, two accounts; re-running changes nothing."""
+from __future__ import annotations
+
+from sqlmodel import select
+
+from relcurate.accounts import authenticate
+from relcurate.curation.demo import build_demo
+from relcurate.curation.stats import workspace_stats
+from relcurate.curation.synthetic import TEMPLATES
+from relcurate.db.engine import read_scope
+from relcurate.db.models import Image
+from relcurate.workspace import Workspace
+
+
+def test_build_demo_and_rebuild(tmp_path):
+    result = build_demo(tmp_path / "demo", n_images=40)
+    ws = Workspace.open(tmp_path / "demo")
+    stats = workspace_stats(ws)
+    n_groups = len(TEMPLATES) * 2
+    assert stats["groups"]["by_status"] == {"complete": n_groups}
+    assert stats["captions"]["by_status"] == {"proposed": n_groups}
+    assert stats["images"]["ok"] == 40 + n_groups * 3 and stats["images"]["quarantined"] == 0
+    assert set(result.credentials) == {"admin", "annotator"}
+    assert authenticate(ws.engine, "admin", result.credentials["admin"]).role == "admin"
+    assert authenticate(ws.engine, "annotator", result.credentials["annotator"]).role == "annotator"
+    with read_scope(ws.engine) as s:
+        truth = [img.meta["synthetic"] for img in s.exec(select(Image))]
+    pool_relational = sum(t["relational"] for t in truth if not t["key"].count("-group"))
+    assert pool_relational == 4  # 10% of the 40-image pool
+    assert all(t["anonymous_caption"] for t in truth if t["relational"])
+
+    again = build_demo(tmp_path / "demo", n_images=40)
+    assert again.credentials == {}  # passwords are not reset or re-printed
+    assert workspace_stats(ws) == stats
