@@ -212,13 +212,13 @@ def test_browse_filters_by_status_and_text(app):
     login(app, "ann")
     goto(app, "browse")
     app.selectbox(key="browse_status").set_value("quarantined").run()
-    assert "1 images" in " ".join(c.value for c in app.caption)
+    assert "· 1 image" in " ".join(c.value for c in app.caption)
     shown = [c.value for c in app.caption if "onerror" in c.value]
     assert shown and all("<" not in c for c in shown)  # no raw HTML reaches the markdown renderer
     assert BAD_NAME in {as_displayed(c) for c in shown}  # the hostile file name shows as typed
     app.selectbox(key="browse_status").set_value("ok").run()
     app.text_input(key="browse_text").input("photo_1").run()
-    assert "1 images" in " ".join(c.value for c in app.caption)
+    assert "· 1 image" in " ".join(c.value for c in app.caption)
     app.text_input(key="browse_text").input("no such thing").run()
     assert app.info[0].value == "No images match."
 

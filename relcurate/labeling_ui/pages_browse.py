@@ -109,7 +109,7 @@ def render(ctx: PageContext) -> None:
     nav = st.columns([1, 2, 1])
     nav[0].button("Previous", key="browse_prev", icon=":material/chevron_left:", on_click=_move, args=(-1,),
                   disabled=page == 0)
-    nav[1].caption(f"page {page + 1} of {pages} · {total} images")
+    nav[1].caption(f"page {page + 1} of {pages} · {total} image{'' if total == 1 else 's'}")
     nav[2].button("Next", key="browse_next", icon=":material/chevron_right:", on_click=_move, args=(1,),
                   disabled=page >= pages - 1)
 

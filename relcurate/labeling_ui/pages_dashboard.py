@@ -1,6 +1,7 @@
 """Dashboard: where the workspace stands (counts from curation.stats.workspace_stats)."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -15,7 +16,9 @@ def status_table(stats: dict) -> pd.DataFrame:
         by_status = stats[kind]["by_status"] or {"none yet": 0}
         rows += [(kind, status, n) for status, n in by_status.items()]
     rows += [("labels", answer, n) for answer, n in stats["labels"]["current_by_answer"].items()]
-    return pd.DataFrame(rows, columns=["kind", "status", "count"])
+    table = pd.DataFrame(rows, columns=["kind", "status", "count"])
+    table["bar"] = table["kind"] + ": " + table["status"]  # one bar per (kind, status), in this order
+    return table
 
 
 def render(ctx: PageContext) -> None:
@@ -40,10 +43,15 @@ def render(ctx: PageContext) -> None:
     table = status_table(stats)
     left, right = st.columns([3, 2])
     with left:
-        st.bar_chart(table, x="status", y="count", color="kind", horizontal=True, height=320,
-                     x_label="count", y_label="")
+        chart = alt.Chart(table).mark_bar().encode(
+            y=alt.Y("bar:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+            x=alt.X("count:Q", title="count"),
+            color=alt.Color("kind:N", legend=alt.Legend(orient="bottom")),
+            tooltip=["kind", "status", "count"],
+        ).properties(height=320)
+        st.altair_chart(chart)
     with right:
-        st.dataframe(table, hide_index=True, height=320)
+        st.dataframe(table[["kind", "status", "count"]], hide_index=True, height=320)
 
     with st.expander("Quarantine and rejected records by reason"):
         reasons = [("image", r, n) for r, n in images["quarantined_by_reason"].items()]

@@ -19,7 +19,7 @@ def render(ctx: PageContext) -> None:
     chosen = st.multiselect("Reason", reasons, key="quarantine_reasons", placeholder="all reasons")
     if chosen:
         table = table[table["reason"].isin(chosen)]
-    st.caption(f"{len(table)} of {len(rows)} entries")
+    st.caption(f"{len(table)} of {len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
     # st.dataframe draws cells as plain text on a canvas: file names and details are never markup.
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"where": st.column_config.TextColumn(width="large"),
