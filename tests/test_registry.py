@@ -86,3 +86,20 @@ def test_filter_predictions_stored(ws_with_images, tmp_path):
         preds = s.exec(select(Prediction).where(Prediction.model_version_id == mv.id)).all()
     assert len(preds) == 12 and all(0.0 <= p.score <= 1.0 for p in preds)
     assert score_filter_workspace(ws, flt, mv, batch_size=4) == 12  # re-run: same rows, no duplicates
+
+
+def test_models_cli(ws_with_images):
+    from typer.testing import CliRunner
+
+    from relcurate.cli.main import app
+
+    runner = CliRunner()
+    w = ["-w", str(ws_with_images.root), "--db", ws_with_images.db_url]
+    r = runner.invoke(app, ["models", "register", "attr", "--kind", "baseline", "--base", "attribute", *w])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["models", "embed", "attr", *w])
+    assert r.exit_code == 0 and "index: 12 vectors" in r.output, r.output
+    r = runner.invoke(app, ["models", "score-filter", "attr", *w])
+    assert r.exit_code == 2 and "not a filter" in r.output
+    r = runner.invoke(app, ["models", "register", "x", "--kind", "oracle", "--base", "y", *w])
+    assert r.exit_code == 2

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progress_bar
 from relcurate.cli import captions as captions_cli
+from relcurate.cli import models as models_cli
 from relcurate.cli import users as users_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
@@ -21,6 +22,7 @@ console = Console(soft_wrap=True)
 
 
 app.add_typer(captions_cli.app, name="captions")
+app.add_typer(models_cli.app, name="models")
 
 
 @app.command()
@@ -172,7 +174,7 @@ def _serve(root: Path, port: int) -> None:
     env = dict(os.environ, RELCURATE_WORKSPACE=str(root))
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
     console.print(f"serving on http://127.0.0.1:{port}  (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=env))
 
