@@ -1,52 +1,546 @@
-"""Seed groups: creation and membership rules (2-10 distinct, non-quarantined images when complete)."""
+"""Seed groups: membership, status rules, splitting oversized groups, curator agreement.
+
+A seed group is 2-10 images sharing one relational logic. Rules:
+
+* Members are ordered (``GroupMember.position`` is 0..n-1 without gaps) and distinct; an image may
+  belong to several groups (:func:`groups_of_images` says which).
+* Members may change only while the group is ``draft`` or ``complete``; a ``complete`` group that
+  an edit makes invalid falls back to ``draft``. Later states must be reopened (set to ``draft``)
+  first, because their caption describes exactly these members.
+* ``complete`` (and the caption states after it) needs 2-10 distinct images, all downloaded and
+  not quarantined (:func:`check_members`). ``captioned`` needs a caption that is not rejected,
+  ``verified`` an accepted one; captions.py moves groups between these automatically.
+* A group of more than 10 is split (:func:`split_group`) into new groups whose ``source`` is
+  ``"split:<parent id>"``; the parent becomes ``split``. :func:`suggest_split` proposes parts.
+
+Every mutation takes a `Session` (one transaction, e.g. ``db.engine.session_scope``) and locks the
+group row first, so two curators editing one group on PostgreSQL queue instead of interleaving
+positions (SQLite writers are already serialised by ``BEGIN IMMEDIATE``).
+"""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from relcurate.db.models import Caption, CaptionStatus, GroupMember, GroupStatus, Image, ImageStatus, SeedGroup, utcnow
+from relcurate.curation import group_metrics
+from relcurate.db.models import (
+    Caption,
+    CaptionStatus,
+    GroupMember,
+    GroupStatus,
+    Image,
+    ImageStatus,
+    SeedGroup,
+    User,
+    utcnow,
+)
 
 MIN_MEMBERS, MAX_MEMBERS = 2, 10
+EDITABLE = frozenset({GroupStatus.draft, GroupStatus.complete})
+# Allowed manual transitions; the conditions are checked in set_status.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    GroupStatus.draft: frozenset({GroupStatus.complete, GroupStatus.rejected}),
+    GroupStatus.complete: frozenset({GroupStatus.draft, GroupStatus.captioned, GroupStatus.rejected}),
+    GroupStatus.captioned: frozenset({GroupStatus.draft, GroupStatus.complete, GroupStatus.verified,
+                                      GroupStatus.rejected}),
+    GroupStatus.verified: frozenset({GroupStatus.draft, GroupStatus.rejected}),
+    GroupStatus.rejected: frozenset({GroupStatus.draft}),
+    GroupStatus.split: frozenset(),
+}
+SPLIT_SOURCE_PREFIX = "split:"
 
 
 class GroupError(ValueError):
-    pass
+    """A rule was broken; the message is meant for the curator."""
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    id: int
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    id: int
+    name: str
+    status: str
+    n_members: int
+    needs_split: bool
+    source: str
+    note: str | None
+    created_by: str | None  # username
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def member_problems(session: Session, image_ids: Sequence[int]) -> list[str]:
+    """Why these members cannot form a complete group (empty list: they can)."""
+    problems = []
+    if len(set(image_ids)) != len(image_ids):
+        problems.append("a group cannot contain the same image twice")
+    if not MIN_MEMBERS <= len(image_ids) <= MAX_MEMBERS:
+        problems.append(f"a complete group has {MIN_MEMBERS}-{MAX_MEMBERS} images, not {len(image_ids)}")
+    if image_ids:
+        found = dict(session.exec(select(Image.id, Image.status).where(Image.id.in_(list(set(image_ids))))).all())
+        missing = sorted({i for i in image_ids if i not in found})
+        if missing:
+            problems.append(f"unknown images: {missing}")
+        quarantined = sorted({i for i in image_ids if found.get(i) == ImageStatus.quarantined})
+        if quarantined:
+            problems.append(f"quarantined images: {quarantined}")
+        pending = sorted({i for i in image_ids if found.get(i) == ImageStatus.pending_download})
+        if pending:
+            problems.append(f"images not downloaded yet: {pending}")
+    return problems
 
 
 def check_members(session: Session, image_ids: Sequence[int]) -> None:
     """Raise GroupError unless the members are valid for a complete group."""
-    if len(set(image_ids)) != len(image_ids):
-        raise GroupError("a group cannot contain the same image twice")
-    if not MIN_MEMBERS <= len(image_ids) <= MAX_MEMBERS:
-        raise GroupError(f"a complete group has {MIN_MEMBERS}-{MAX_MEMBERS} images, not {len(image_ids)}")
-    rows = session.exec(select(Image.id, Image.status).where(Image.id.in_(list(image_ids)))).all()
-    found = dict(rows)
-    missing = [i for i in image_ids if i not in found]
-    if missing:
-        raise GroupError(f"unknown images: {missing}")
-    bad = [i for i in image_ids if found[i] != ImageStatus.ok]
-    if bad:
-        raise GroupError(f"images not usable (quarantined or not downloaded): {bad}")
+    problems = member_problems(session, image_ids)
+    if problems:
+        raise GroupError("; ".join(problems))
 
+
+# --- reading ---------------------------------------------------------------------------------
+
+def get_group(session: Session, group_id: int, *, lock: bool = False) -> SeedGroup:
+    q = select(SeedGroup).where(SeedGroup.id == group_id)
+    if lock:
+        q = q.with_for_update()
+    group = session.exec(q).first()
+    if group is None:
+        raise GroupError(f"no group #{group_id}")
+    return group
+
+
+def member_ids(session: Session, group_id: int) -> list[int]:
+    return list(session.exec(select(GroupMember.image_id).where(GroupMember.group_id == group_id)
+                             .order_by(GroupMember.position, GroupMember.image_id)))
+
+
+def groups_of_images(session: Session, image_ids: Iterable[int], *,
+                     exclude_group: int | None = None) -> dict[int, list[GroupRef]]:
+    """For each image, the groups it belongs to (by group id), optionally leaving one group out."""
+    ids = list(set(image_ids))
+    out: dict[int, list[GroupRef]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    q = (select(GroupMember.image_id, SeedGroup.id, SeedGroup.name, SeedGroup.status)
+         .join(SeedGroup, SeedGroup.id == GroupMember.group_id)
+         .where(GroupMember.image_id.in_(ids)).order_by(SeedGroup.id))
+    if exclude_group is not None:
+        q = q.where(SeedGroup.id != exclude_group)
+    for image_id, gid, name, status in session.exec(q):
+        out[image_id].append(GroupRef(gid, name, status))
+    return out
+
+
+def list_groups(session: Session, *, status: str | None = None, text: str | None = None,
+                needs_split: bool | None = None, created_by: int | None = None,
+                offset: int = 0, limit: int | None = None) -> list[GroupSummary]:
+    """Groups (newest last) with member counts; `text` matches name or note."""
+    counts = (select(GroupMember.group_id, func.count().label("n")).group_by(GroupMember.group_id).subquery())
+    q = (select(SeedGroup, func.coalesce(counts.c.n, 0), User.username)
+         .outerjoin(counts, counts.c.group_id == SeedGroup.id)
+         .outerjoin(User, User.id == SeedGroup.created_by))
+    if status:
+        q = q.where(SeedGroup.status == status)
+    if text and text.strip():
+        like = f"%{text.strip()}%"
+        q = q.where(SeedGroup.name.ilike(like) | SeedGroup.note.ilike(like))
+    if needs_split is not None:
+        q = q.where(SeedGroup.needs_split == needs_split)
+    if created_by is not None:
+        q = q.where(SeedGroup.created_by == created_by)
+    q = q.order_by(SeedGroup.id).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return [GroupSummary(g.id, g.name, g.status, int(n), g.needs_split, g.source, g.note, username)
+            for g, n, username in session.exec(q)]
+
+
+def group_summary(session: Session, group_id: int) -> GroupSummary:
+    g = get_group(session, group_id)
+    n = session.exec(select(func.count()).where(GroupMember.group_id == group_id)).one()
+    username = session.exec(select(User.username).where(User.id == g.created_by)).first() if g.created_by else None
+    return GroupSummary(g.id, g.name, g.status, int(n), g.needs_split, g.source, g.note, username)
+
+
+def _caption_statuses(session: Session, group_id: int) -> set[str]:
+    return set(session.exec(select(Caption.status).where(Caption.group_id == group_id)))
+
+
+# --- creation and status -----------------------------------------------------------------------
 
 def create_group(session: Session, name: str, image_ids: Sequence[int], *, status: str = GroupStatus.draft,
                  note: str | None = None, source: str = "curator", created_by: int | None = None) -> SeedGroup:
+    """A new group with these members in this order (a draft may hold any number, even none)."""
+    status = GroupStatus(status)
+    if len(set(image_ids)) != len(image_ids):
+        raise GroupError("a group cannot contain the same image twice")
     if status != GroupStatus.draft:
         check_members(session, image_ids)
-    group = SeedGroup(name=name, note=note, status=GroupStatus(status), source=source, created_by=created_by)
+    _refuse_quarantined(session, image_ids)
+    group = SeedGroup(name=name.strip() or "untitled", note=note, status=status, source=source,
+                      created_by=created_by, needs_split=len(image_ids) > MAX_MEMBERS)
     session.add(group)
     session.flush()
     for pos, image_id in enumerate(image_ids):
         session.add(GroupMember(group_id=group.id, image_id=image_id, position=pos))
+    session.flush()
+    return group
+
+
+def start_group(session: Session, image_id: int, *, name: str | None = None,
+                created_by: int | None = None) -> SeedGroup:
+    """A draft group seeded with one image ("start a group from any image")."""
+    return create_group(session, name or f"group from image #{image_id}", [image_id], created_by=created_by)
+
+
+def allowed_transitions(status: str) -> frozenset[str]:
+    return TRANSITIONS.get(status, frozenset())
+
+
+def set_status(session: Session, group_id: int, status: str) -> SeedGroup:
+    """Move a group to `status`, enforcing the transition table and its conditions."""
+    target = GroupStatus(status)
+    group = get_group(session, group_id, lock=True)
+    if group.status == target:
+        return group
+    if target not in allowed_transitions(group.status):
+        raise GroupError(f"a {group.status} group cannot become {target}")
+    if target in (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified):
+        check_members(session, member_ids(session, group_id))
+    captions = _caption_statuses(session, group_id)
+    if target == GroupStatus.captioned and not captions - {CaptionStatus.rejected}:
+        raise GroupError("a captioned group needs a caption that is not rejected")
+    if target == GroupStatus.verified and CaptionStatus.accepted not in captions:
+        raise GroupError("a verified group needs an accepted caption")
+    _touch(group, status=target)
+    session.add(group)
+    return group
+
+
+def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
+    """After a caption change: complete/captioned/verified follow the group's captions
+    (accepted -> verified, else any proposed -> captioned, else complete). Other states stay."""
+    group = get_group(session, group_id, lock=True)
+    if group.status not in (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified):
+        return group
+    captions = _caption_statuses(session, group_id)
+    if CaptionStatus.accepted in captions:
+        target = GroupStatus.verified
+    elif CaptionStatus.proposed in captions:
+        target = GroupStatus.captioned
+    else:
+        target = GroupStatus.complete
+    if target != group.status and (target == GroupStatus.complete
+                                   or not member_problems(session, member_ids(session, group_id))):
+        _touch(group, status=target)
+        session.add(group)
+    return group
+
+
+def update_details(session: Session, group_id: int, *, name: str | None = None,
+                   note: str | None = None) -> SeedGroup:
+    """Rename a group or change its free-text note on the logic (allowed in every state)."""
+    group = get_group(session, group_id, lock=True)
+    if name is not None:
+        if not name.strip():
+            raise GroupError("a group needs a name")
+        group.name = name.strip()
+    if note is not None:
+        group.note = note.strip() or None
+    _touch(group)
+    session.add(group)
     return group
 
 
 def propose_caption(session: Session, group_id: int, text: str, *, source: str,
-                    model_version_id: int | None = None) -> Caption:
-    cap = Caption(group_id=group_id, text=text, source=source, status=CaptionStatus.proposed,
-                  model_version_id=model_version_id)
-    session.add(cap)
-    group = session.get(SeedGroup, group_id)
+                    model_version_id: int | None = None, user_id: int | None = None) -> Caption:
+    """Kept for callers of the first version; see captions.add_group_caption."""
+    from relcurate.curation.captions import add_group_caption
+
+    return add_group_caption(session, group_id, text, source=source, model_version_id=model_version_id,
+                             user_id=user_id)
+
+
+# --- membership --------------------------------------------------------------------------------
+
+def _touch(group: SeedGroup, status: str | None = None) -> None:
+    if status is not None:
+        group.status = GroupStatus(status)
     group.updated_at = utcnow()
-    return cap
+
+
+def _editable(session: Session, group_id: int) -> SeedGroup:
+    group = get_group(session, group_id, lock=True)
+    if group.status not in EDITABLE:
+        raise GroupError(f"group #{group_id} is {group.status}; reopen it (back to draft) to change its members")
+    return group
+
+
+def _refuse_quarantined(session: Session, image_ids: Sequence[int]) -> None:
+    if not image_ids:
+        return
+    found = dict(session.exec(select(Image.id, Image.status).where(Image.id.in_(list(set(image_ids))))).all())
+    missing = sorted({i for i in image_ids if i not in found})
+    if missing:
+        raise GroupError(f"unknown images: {missing}")
+    bad = sorted({i for i in image_ids if found[i] == ImageStatus.quarantined})
+    if bad:
+        raise GroupError(f"quarantined images cannot join a group: {bad}")
+
+
+def _write_order(session: Session, group: SeedGroup, ordered: Sequence[int]) -> None:
+    """Make the members exactly `ordered` (positions 0..n-1), then re-validate a complete group."""
+    rows = {m.image_id: m for m in session.exec(select(GroupMember).where(GroupMember.group_id == group.id))}
+    for image_id in set(rows) - set(ordered):
+        session.delete(rows.pop(image_id))
+    for pos, image_id in enumerate(ordered):
+        row = rows.get(image_id)
+        if row is None:
+            session.add(GroupMember(group_id=group.id, image_id=image_id, position=pos))
+        elif row.position != pos:
+            row.position = pos
+            session.add(row)
+    group.needs_split = group.needs_split and len(ordered) > MAX_MEMBERS
+    if group.status == GroupStatus.complete and member_problems(session, list(ordered)):
+        group.status = GroupStatus.draft
+    _touch(group)
+    session.add(group)
+    session.flush()
+
+
+def add_members(session: Session, group_id: int, image_ids: Sequence[int], *,
+                position: int | None = None) -> list[int]:
+    """Insert images (at `position`, default the end); ones already in the group are skipped.
+    Returns the ids actually added."""
+    group = _editable(session, group_id)
+    current = member_ids(session, group_id)
+    new = [i for i in dict.fromkeys(image_ids) if i not in current]
+    _refuse_quarantined(session, new)
+    at = len(current) if position is None else max(0, min(position, len(current)))
+    _write_order(session, group, current[:at] + new + current[at:])
+    return new
+
+
+def remove_members(session: Session, group_id: int, image_ids: Iterable[int]) -> list[int]:
+    """Drop images from the group; returns the ids that were members."""
+    group = _editable(session, group_id)
+    current = member_ids(session, group_id)
+    drop = set(image_ids) & set(current)
+    _write_order(session, group, [i for i in current if i not in drop])
+    return [i for i in current if i in drop]
+
+
+def reorder_members(session: Session, group_id: int, ordered_ids: Sequence[int]) -> None:
+    """Set the order; `ordered_ids` must be a permutation of the members."""
+    group = _editable(session, group_id)
+    current = member_ids(session, group_id)
+    if sorted(ordered_ids) != sorted(current) or len(set(ordered_ids)) != len(ordered_ids):
+        raise GroupError("the new order must list every member exactly once")
+    _write_order(session, group, list(ordered_ids))
+
+
+def move_member(session: Session, group_id: int, image_id: int, to_index: int) -> list[int]:
+    """Move one member to `to_index` (clamped); returns the new order."""
+    group = _editable(session, group_id)
+    current = member_ids(session, group_id)
+    if image_id not in current:
+        raise GroupError(f"image #{image_id} is not in group #{group_id}")
+    current.remove(image_id)
+    current.insert(max(0, min(to_index, len(current))), image_id)
+    _write_order(session, group, current)
+    return current
+
+
+def transfer_members(session: Session, from_group: int, to_group: int, image_ids: Sequence[int]) -> list[int]:
+    """Move images from one group to the end of another (both must be editable)."""
+    if from_group == to_group:
+        raise GroupError("source and target group are the same")
+    # Lock in id order so two opposite transfers cannot deadlock.
+    for gid in sorted((from_group, to_group)):
+        _editable(session, gid)
+    moved = remove_members(session, from_group, image_ids)
+    add_members(session, to_group, moved)
+    return moved
+
+
+# --- splitting ---------------------------------------------------------------------------------
+
+def split_sizes(n: int, max_size: int = MAX_MEMBERS) -> list[int]:
+    """Fewest parts of at most `max_size`, as equal as possible (19 -> [10, 9], 21 -> [7, 7, 7])."""
+    if n < MIN_MEMBERS:
+        raise GroupError(f"{n} images cannot be split into groups of {MIN_MEMBERS}-{max_size}")
+    k = math.ceil(n / max_size)
+    return [n // k + (i < n % k) for i in range(k)]
+
+
+def suggest_split(image_ids: Sequence[int], vectors: np.ndarray | None = None, *,
+                  max_size: int = MAX_MEMBERS, seed: int = 0, iterations: int = 10) -> list[list[int]]:
+    """Parts of 2..max_size covering every image. Without `vectors`: consecutive chunks in the
+    given order. With vectors (one L2-normalised row per image): balanced k-means, so images
+    that look alike stay together; each part keeps the original order."""
+    ids = list(image_ids)
+    sizes = split_sizes(len(ids), max_size)
+    if vectors is None or len(sizes) == 1:
+        out, start = [], 0
+        for size in sizes:
+            out.append(ids[start:start + size])
+            start += size
+        return out
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.shape[0] != len(ids):
+        raise ValueError("one vector per image id")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    assign = _balanced_kmeans(x, sizes, seed=seed, iterations=iterations)
+    parts = [[ids[i] for i in range(len(ids)) if assign[i] == c] for c in range(len(sizes))]
+    return sorted(parts, key=lambda p: ids.index(p[0]))
+
+
+def _balanced_kmeans(x: np.ndarray, sizes: list[int], *, seed: int, iterations: int) -> np.ndarray:
+    """Assign rows of `x` to len(sizes) clusters of exactly those sizes (cosine k-means with a
+    greedy capacity-constrained assignment step)."""
+    n, k = x.shape[0], len(sizes)
+    rng = np.random.default_rng(seed)
+    # k-means++ style seeding: each next centre is the point least similar to the chosen ones.
+    centres = [int(rng.integers(n))]
+    for _ in range(1, k):
+        sim = (x @ x[centres].T).max(axis=1)
+        sim[centres] = np.inf
+        centres.append(int(np.argmin(sim)))
+    c = x[centres].copy()
+    assign = np.full(n, -1)
+    for _ in range(iterations):
+        sim = x @ c.T
+        order = np.argsort(-sim, axis=None, kind="stable")  # best (point, cluster) pairs first
+        new = np.full(n, -1)
+        room = list(sizes)
+        for flat in order:
+            i, j = divmod(int(flat), k)
+            if new[i] == -1 and room[j] > 0:
+                new[i] = j
+                room[j] -= 1
+        if np.array_equal(new, assign):
+            break
+        assign = new
+        for j in range(k):
+            m = x[assign == j].mean(axis=0)
+            c[j] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return assign
+
+
+def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]], *,
+                names: Sequence[str] | None = None, created_by: int | None = None,
+                allow_leftovers: bool = False) -> list[SeedGroup]:
+    """Replace a group by new groups made of `parts` (each 2-10 distinct members of it, no image
+    in two parts; every member used unless `allow_leftovers`). The parts keep the note and get
+    the group's current caption (accepted, else the newest not rejected) as a *proposed* caption,
+    because a reviewer must confirm it still fits each part. Parts whose images are all usable
+    become complete (captioned with a caption); the others stay draft. The original becomes
+    ``split``; the parts' source is ``split:<original id>``."""
+    group = get_group(session, group_id, lock=True)
+    if group.status == GroupStatus.split:
+        raise GroupError(f"group #{group_id} was already split")
+    members = member_ids(session, group_id)
+    parts = [list(p) for p in parts]
+    if len(parts) < 2 and not allow_leftovers:
+        raise GroupError("a split needs at least two parts")
+    seen: set[int] = set()
+    for n, part in enumerate(parts, 1):
+        if not MIN_MEMBERS <= len(part) <= MAX_MEMBERS:
+            raise GroupError(f"part {n} has {len(part)} images; each part needs {MIN_MEMBERS}-{MAX_MEMBERS}")
+        outside = [i for i in part if i not in members]
+        if outside:
+            raise GroupError(f"part {n} has images that are not in group #{group_id}: {outside}")
+        twice = [i for i in part if i in seen] + [i for i in set(part) if part.count(i) > 1]
+        if twice:
+            raise GroupError(f"images in more than one part: {sorted(set(twice))}")
+        seen.update(part)
+    left = [i for i in members if i not in seen]
+    if left and not allow_leftovers:
+        raise GroupError(f"every member must go to a part; not placed: {left}")
+    if names is not None and len(names) != len(parts):
+        raise GroupError("one name per part")
+
+    caption = _caption_to_inherit(session, group_id)
+    from relcurate.curation.captions import add_group_caption
+
+    children = []
+    for n, part in enumerate(parts):
+        name = names[n] if names is not None else f"{group.name} ({n + 1}/{len(parts)})"
+        ok = not member_problems(session, part)
+        child = create_group(session, name, part, status=GroupStatus.complete if ok else GroupStatus.draft,
+                             note=group.note, source=f"{SPLIT_SOURCE_PREFIX}{group.id}", created_by=created_by)
+        if caption is not None:
+            add_group_caption(session, child.id, caption.text, source="split", user_id=created_by,
+                              model_version_id=caption.model_version_id)
+        children.append(child)
+    made = ", ".join(f"#{c.id}" for c in children)
+    group.note = ((group.note + "\n") if group.note else "") + f"split into {made}"
+    group.needs_split = False
+    _touch(group, status=GroupStatus.split)
+    session.add(group)
+    session.flush()
+    return children
+
+
+def _caption_to_inherit(session: Session, group_id: int) -> Caption | None:
+    rows = list(session.exec(select(Caption).where(Caption.group_id == group_id).order_by(Caption.id.desc())))
+    accepted = [c for c in rows if c.status == CaptionStatus.accepted]
+    alive = [c for c in rows if c.status != CaptionStatus.rejected]
+    return (accepted or alive or [None])[0]
+
+
+# --- agreement between curators ------------------------------------------------------------------
+
+def grouping_of(session: Session, user_id: int, *,
+                exclude_statuses: Iterable[str] = (GroupStatus.rejected, GroupStatus.split)) -> list[list[int]]:
+    """The groups (member id lists, by group id) that one curator created."""
+    q = (select(GroupMember.group_id, GroupMember.image_id).join(SeedGroup, SeedGroup.id == GroupMember.group_id)
+         .where(SeedGroup.created_by == user_id, SeedGroup.status.not_in(list(exclude_statuses)))
+         .order_by(GroupMember.group_id, GroupMember.position))
+    groups: dict[int, list[int]] = {}
+    for gid, image_id in session.exec(q):
+        groups.setdefault(gid, []).append(image_id)
+    return list(groups.values())
+
+
+def compare_groupings(groups_a: Sequence[Sequence[int]], groups_b: Sequence[Sequence[int]], *,
+                      universe: str | Iterable[int] = "common") -> dict:
+    """Agreement of B with A (A = reference): pairwise co-membership precision/recall/F1 and the
+    adjusted Rand index. `universe`: "common" (images both grouped: the fair comparison when the
+    two curators saw the same images), "union", or explicit ids."""
+    in_a = {i for g in groups_a for i in g}
+    in_b = {i for g in groups_b for i in g}
+    if universe == "common":
+        ids = sorted(in_a & in_b)
+    elif universe == "union":
+        ids = sorted(in_a | in_b)
+    elif isinstance(universe, str):
+        raise ValueError(f"unknown universe {universe!r}")
+    else:
+        ids = sorted(set(universe))
+    pair = group_metrics.pairwise_comembership(groups_a, groups_b, universe=ids)
+    ari = group_metrics.adjusted_rand_index([list(g) for g in groups_a], [list(g) for g in groups_b], universe=ids)
+    return {**pair, "ari": ari, "n_images": len(ids), "groups_a": len(groups_a), "groups_b": len(groups_b)}
+
+
+def compare_curators(session: Session, user_a: int, user_b: int, *, universe: str = "common") -> dict:
+    """compare_groupings of the groups two curators created (A = `user_a` is the reference)."""
+    return compare_groupings(grouping_of(session, user_a), grouping_of(session, user_b), universe=universe)
+
+
+def curators_with_groups(session: Session) -> list[tuple[int, str, int]]:
+    """(user id, username, number of groups) for every user who created a group."""
+    q = (select(User.id, User.username, func.count(SeedGroup.id)).join(SeedGroup, SeedGroup.created_by == User.id)
+         .group_by(User.id, User.username).order_by(User.username))
+    return [(uid, name, int(n)) for uid, name, n in session.exec(q)]

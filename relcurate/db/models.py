@@ -48,6 +48,7 @@ class GroupStatus(StrEnum):
     captioned = "captioned"
     verified = "verified"
     rejected = "rejected"
+    split = "split"  # replaced by the groups split from it (their source is "split:<this id>")
 
 
 class CaptionStatus(StrEnum):

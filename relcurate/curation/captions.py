@@ -1,0 +1,377 @@
+"""Anonymous captions: proposal (a captioner model or a person), review, and the text exports use.
+
+Every change is a `CaptionReview` event, appended and never edited: ``propose`` (the first text),
+``edit`` (new text), ``accept``, ``reject`` (with a reason). `Caption.text`/`Caption.status` hold the
+current state, so readers need no replay; the events are the history. Actions are idempotent
+(accepting an accepted caption with the same text, rejecting a rejected one or saving an unchanged
+edit records nothing), so a double click writes one event. At most one caption per group is
+accepted: accepting another rejects the old one with reason "superseded by caption #N".
+
+Accepting runs the anonymity checker against the members' alt-texts and refuses a caption with
+errors unless ``allow_errors=True`` (a reviewer may overrule a false alarm; the event says so).
+Group status follows its captions (see ``groups.sync_status_with_captions``).
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image as PILImage
+from sqlmodel import Session, select
+
+from relcurate.curation import groups as groups_mod
+from relcurate.curation.anonymity import CaptionCheck, check_caption, normalise_caption
+from relcurate.curation.browse import ImageCard
+from relcurate.curation.group_search import image_cards
+from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.models import (
+    Caption,
+    CaptionReview,
+    CaptionStatus,
+    GroupMember,
+    GroupStatus,
+    Image,
+    ImageSource,
+    ImageStatus,
+    ModelKind,
+    ModelVersion,
+    SeedGroup,
+    User,
+)
+from relcurate.models.protocols import Captioner
+from relcurate.workspace import Workspace
+
+ACTIONS = ("propose", "edit", "accept", "reject")
+# Review queues of group captions (what the reviewer page offers).
+QUEUES = ("to review", "uncaptioned", "accepted", "rejected", "all")
+_REVIEWABLE_GROUPS = (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified)
+
+
+class CaptionError(ValueError):
+    """A review or proposal was refused; the message is meant for the reviewer."""
+
+
+@dataclass(frozen=True)
+class CaptionView:
+    id: int
+    group_id: int | None
+    image_id: int | None
+    text: str
+    source: str
+    status: str
+    model_version_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReviewEvent:
+    id: int
+    caption_id: int
+    action: str
+    text: str | None
+    reason: str | None
+    user_id: int | None
+    username: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    caption: CaptionView
+    events: list[str]  # actions recorded by this call ([] when it changed nothing)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """Everything the review page shows for one group (or one image) caption."""
+
+    group: groups_mod.GroupSummary | None
+    caption: CaptionView | None
+    members: list[ImageCard]
+    alt_texts: list[str]
+    history: list[ReviewEvent]
+
+    def check(self, text: str) -> CaptionCheck:
+        return check_caption(text, alt_texts=self.alt_texts)
+
+
+def _view(c: Caption) -> CaptionView:
+    return CaptionView(c.id, c.group_id, c.image_id, c.text, c.source, c.status, c.model_version_id, c.created_at)
+
+
+def _clean(text: str | None) -> str:
+    cleaned = normalise_caption(text or "")
+    if not cleaned:
+        raise CaptionError("the caption is empty")
+    return cleaned
+
+
+# --- proposing ---------------------------------------------------------------------------------
+
+def add_group_caption(session: Session, group_id: int, text: str, *, source: str,
+                      user_id: int | None = None, model_version_id: int | None = None) -> Caption:
+    """A new proposed caption for a group (source: model | human | import | split | ground_truth)."""
+    groups_mod.get_group(session, group_id)
+    cap = Caption(group_id=group_id, text=_clean(text), source=source, status=CaptionStatus.proposed,
+                  model_version_id=model_version_id)
+    session.add(cap)
+    session.flush()
+    session.add(CaptionReview(caption_id=cap.id, user_id=user_id, action="propose", text=cap.text))
+    groups_mod.sync_status_with_captions(session, group_id)
+    session.flush()
+    return cap
+
+
+def add_image_caption(session: Session, image_id: int, text: str, *, source: str,
+                      model_version_id: int | None = None) -> Caption:
+    """A proposed caption for one image (the per-image captioner's output)."""
+    cap = Caption(image_id=image_id, text=_clean(text), source=source, status=CaptionStatus.proposed,
+                  model_version_id=model_version_id)
+    session.add(cap)
+    session.flush()
+    session.add(CaptionReview(caption_id=cap.id, action="propose", text=cap.text))
+    return cap
+
+
+def group_images(ws: Workspace, group_id: int) -> list[PILImage.Image]:
+    """The members' original images, in group order (RGB, fully loaded)."""
+    with read_scope(ws.engine) as s:
+        rows = list(s.exec(select(Image).join(GroupMember, GroupMember.image_id == Image.id)
+                           .where(GroupMember.group_id == group_id).order_by(GroupMember.position)))
+    unusable = [r.id for r in rows if r.status != ImageStatus.ok or not r.sha256]
+    if unusable:
+        raise CaptionError(f"images not available (not downloaded or quarantined): {unusable}")
+    out = []
+    for r in rows:
+        with PILImage.open(ws.image_path(r.sha256, r.ext)) as im:
+            out.append(im.convert("RGB"))
+    return out
+
+
+def propose_with_model(ws: Workspace, group_id: int, captioner: Captioner | None, *,
+                       model_version_id: int | None = None, user_id: int | None = None) -> CaptionView:
+    """Ask the captioner once for the whole group (all members in one prompt) and store its
+    caption as proposed. The model runs outside any database transaction."""
+    if captioner is None:
+        raise CaptionError("no captioner model is configured; write the caption yourself")
+    with read_scope(ws.engine) as s:
+        summary = groups_mod.group_summary(s, group_id)
+    if summary.n_members < 1:
+        raise CaptionError(f"group #{group_id} has no images")
+    text = captioner.caption_group(group_images(ws, group_id))
+    if not normalise_caption(text or ""):
+        raise CaptionError("the captioner returned an empty caption")
+    with session_scope(ws.engine) as s:
+        return _view(add_group_caption(s, group_id, text, source="model", user_id=user_id,
+                                       model_version_id=model_version_id))
+
+
+# --- reviewing ---------------------------------------------------------------------------------
+
+def alt_texts_of_images(session: Session, image_ids: Sequence[int]) -> list[str]:
+    """Alt-texts / original captions of these images (image rows and all their sources)."""
+    if not image_ids:
+        return []
+    texts = list(session.exec(select(Image.alt_text).where(Image.id.in_(list(image_ids)))))
+    texts += list(session.exec(select(ImageSource.alt_text).where(ImageSource.image_id.in_(list(image_ids)))))
+    return list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+
+
+def _subject_images(session: Session, cap: Caption) -> list[int]:
+    if cap.group_id is not None:
+        return groups_mod.member_ids(session, cap.group_id)
+    return [cap.image_id] if cap.image_id is not None else []
+
+
+def review_caption(session: Session, caption_id: int, action: str, *, user_id: int | None,
+                   text: str | None = None, reason: str | None = None,
+                   allow_errors: bool = False) -> ReviewOutcome:
+    """Apply one reviewer action: ``accept`` (optionally with edited `text`), ``edit`` (`text`
+    required) or ``reject`` (`reason` required). Locks the caption row for the transaction."""
+    if action not in ("accept", "edit", "reject"):
+        raise CaptionError(f"unknown review action {action!r}")
+    cap = session.exec(select(Caption).where(Caption.id == caption_id).with_for_update()).first()
+    if cap is None:
+        raise CaptionError(f"no caption #{caption_id}")
+    events: list[str] = []
+
+    def record(act: str, **kw) -> None:
+        session.add(CaptionReview(caption_id=cap.id, user_id=user_id, action=act, **kw))
+        events.append(act)
+
+    if action == "reject":
+        reason = (reason or "").strip()
+        if not reason:
+            raise CaptionError("say why the caption is rejected")
+        if cap.status != CaptionStatus.rejected:
+            cap.status = CaptionStatus.rejected
+            record("reject", reason=reason)
+    else:
+        new_text = _clean(text) if text is not None else cap.text
+        if action == "edit" and text is None:
+            raise CaptionError("an edit needs the new text")
+        if action == "accept":
+            found = check_caption(new_text, alt_texts=alt_texts_of_images(session, _subject_images(session, cap)))
+            if not found.ok and not allow_errors:
+                codes = ", ".join(sorted({f.code for f in found.errors}))
+                raise CaptionError(f"the anonymity check found errors ({codes}); fix them or accept anyway")
+        if new_text != cap.text:
+            cap.text = new_text
+            record("edit", text=new_text)
+            if action == "edit" and cap.status != CaptionStatus.proposed:
+                cap.status = CaptionStatus.proposed  # changed text needs a fresh accept
+        elif action == "edit" and cap.status == CaptionStatus.rejected:
+            cap.status = CaptionStatus.proposed
+            record("edit", text=new_text, reason="reopened")
+        if action == "accept" and (cap.status != CaptionStatus.accepted or events):
+            cap.status = CaptionStatus.accepted
+            record("accept", text=new_text, reason="accepted despite checker errors" if allow_errors else None)
+            _supersede_others(session, cap, user_id)
+    session.add(cap)
+    session.flush()
+    if cap.group_id is not None and events:
+        groups_mod.sync_status_with_captions(session, cap.group_id)
+    return ReviewOutcome(_view(cap), events)
+
+
+def _supersede_others(session: Session, cap: Caption, user_id: int | None) -> None:
+    if cap.group_id is None:
+        return
+    others = session.exec(select(Caption).where(Caption.group_id == cap.group_id, Caption.id != cap.id,
+                                                Caption.status == CaptionStatus.accepted))
+    for other in others:
+        other.status = CaptionStatus.rejected
+        session.add(other)
+        session.add(CaptionReview(caption_id=other.id, user_id=user_id, action="reject",
+                                  reason=f"superseded by caption #{cap.id}"))
+
+
+def write_and_review(session: Session, group_id: int, text: str, action: str, *, user_id: int | None,
+                     allow_errors: bool = False) -> ReviewOutcome:
+    """A reviewer writes a caption for a group that has none: proposed by them, then `action`
+    ("accept", or "edit" to only save it)."""
+    cap = add_group_caption(session, group_id, text, source="human", user_id=user_id)
+    if action == "edit":
+        return ReviewOutcome(_view(cap), ["propose"])
+    out = review_caption(session, cap.id, action, user_id=user_id, allow_errors=allow_errors)
+    return ReviewOutcome(out.caption, ["propose", *out.events])
+
+
+def history(session: Session, caption_id: int) -> list[ReviewEvent]:
+    q = (select(CaptionReview, User.username).outerjoin(User, User.id == CaptionReview.user_id)
+         .where(CaptionReview.caption_id == caption_id).order_by(CaptionReview.id))
+    return [ReviewEvent(e.id, e.caption_id, e.action, e.text, e.reason, e.user_id, name, e.created_at)
+            for e, name in session.exec(q)]
+
+
+# --- reading for exports and the review page ---------------------------------------------------
+
+def accepted_caption(session: Session, group_id: int) -> str | None:
+    """The accepted caption of a group: the text exports use (None when there is none)."""
+    return session.exec(select(Caption.text).where(Caption.group_id == group_id,
+                                                   Caption.status == CaptionStatus.accepted)
+                        .order_by(Caption.id.desc())).first()
+
+
+def accepted_group_captions(session: Session) -> dict[int, str]:
+    """group id -> accepted caption, for every group that has one."""
+    rows = session.exec(select(Caption.group_id, Caption.text).where(Caption.group_id.is_not(None),
+                                                                     Caption.status == CaptionStatus.accepted)
+                        .order_by(Caption.id))
+    return {gid: text for gid, text in rows}  # newest wins if a legacy import left two
+
+
+def current_caption(session: Session, group_id: int) -> Caption | None:
+    """The caption a reviewer works on: accepted, else newest proposed, else newest rejected."""
+    rows = list(session.exec(select(Caption).where(Caption.group_id == group_id).order_by(Caption.id.desc())))
+    for status in (CaptionStatus.accepted, CaptionStatus.proposed, CaptionStatus.rejected):
+        for c in rows:
+            if c.status == status:
+                return c
+    return None
+
+
+def group_queue(session: Session, queue: str = "to review") -> list[int]:
+    """Group ids (ascending) for a review queue (see QUEUES)."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; one of {QUEUES}")
+    statuses: dict[int, set[str]] = {}
+    for gid, status in session.exec(select(Caption.group_id, Caption.status).where(Caption.group_id.is_not(None))):
+        statuses.setdefault(gid, set()).add(status)
+    live = list(session.exec(select(SeedGroup.id).where(SeedGroup.status.in_(list(_REVIEWABLE_GROUPS)))
+                             .order_by(SeedGroup.id)))
+    if queue == "to review":
+        return [g for g in live if CaptionStatus.proposed in statuses.get(g, set())
+                and CaptionStatus.accepted not in statuses.get(g, set())]
+    if queue == "uncaptioned":
+        return [g for g in live if not statuses.get(g, set()) - {CaptionStatus.rejected}]
+    if queue == "accepted":
+        return [g for g in live if CaptionStatus.accepted in statuses.get(g, set())]
+    if queue == "rejected":
+        return [g for g in live if statuses.get(g) == {CaptionStatus.rejected}]
+    return live
+
+
+def group_review_item(ws: Workspace, group_id: int) -> ReviewItem:
+    with read_scope(ws.engine) as s:
+        summary = groups_mod.group_summary(s, group_id)
+        ids = groups_mod.member_ids(s, group_id)
+        cap = current_caption(s, group_id)
+        return ReviewItem(summary, _view(cap) if cap else None, image_cards(ws, ids, session=s),
+                          alt_texts_of_images(s, ids), history(s, cap.id) if cap else [])
+
+
+def sample_image_captions(session: Session, n: int, *, seed: int = 0,
+                          status: str | None = CaptionStatus.proposed) -> list[int]:
+    """A reproducible random sample of per-image caption ids (reviewers check a sample, not all)."""
+    q = select(Caption.id).where(Caption.image_id.is_not(None))
+    if status:
+        q = q.where(Caption.status == status)
+    ids = sorted(session.exec(q))
+    if len(ids) <= n:
+        return ids
+    return sorted(random.Random(seed).sample(ids, n))
+
+
+def image_review_item(ws: Workspace, caption_id: int) -> ReviewItem:
+    with read_scope(ws.engine) as s:
+        cap = s.get(Caption, caption_id)
+        if cap is None or cap.image_id is None:
+            raise CaptionError(f"no per-image caption #{caption_id}")
+        return ReviewItem(None, _view(cap), image_cards(ws, [cap.image_id], session=s),
+                          alt_texts_of_images(s, [cap.image_id]), history(s, cap.id))
+
+
+# --- the configured captioner ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaptionerSpec:
+    model_version_id: int
+    name: str
+    version: int
+    base_model: str
+    adapter_path: str | None
+
+
+def latest_captioner(session: Session) -> CaptionerSpec | None:
+    """The newest registered captioner model version, or None (then people write captions)."""
+    mv = session.exec(select(ModelVersion).where(ModelVersion.kind == ModelKind.captioner)
+                      .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).first()
+    if mv is None:
+        return None
+    return CaptionerSpec(mv.id, mv.name, mv.version, mv.base_model, mv.adapter_path)
+
+
+def load_captioner(spec: CaptionerSpec, **kwargs) -> Captioner:
+    """Qwen2.5-VL (+ LoRA adapter) for a registered captioner; heavy, so cache the result."""
+    from relcurate.models.qwen_captioner import QwenCaptioner
+
+    adapter = spec.adapter_path if spec.adapter_path and Path(spec.adapter_path).exists() else None
+    return QwenCaptioner(spec.base_model, adapter, **kwargs)
