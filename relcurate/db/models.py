@@ -158,7 +158,7 @@ class CurrentLabel(SQLModel, table=True):
     """The one label in force per (image, annotator); the primary key makes a second impossible."""
 
     __tablename__ = "current_label"
-    __table_args__ = (Index("ix_current_label_image", "image_id"),)
+    __table_args__ = (Index("ix_current_label_image", "image_id"), Index("ix_current_label_user", "user_id"))
 
     image_id: int = Field(foreign_key="image.id", primary_key=True, ondelete="CASCADE")
     user_id: int = Field(foreign_key="app_user.id", primary_key=True)
@@ -287,3 +287,79 @@ class ExportManifest(SQLModel, table=True):
     counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     files: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- Filter labeling: queue state, gold answers, adjudication, guideline examples ----------------
+
+
+class LabelTask(SQLModel, table=True):
+    """Queue state of one image for one task kind, kept on write so that handing out the next
+    task is one index range scan: a random order key fixed at creation, the overlap target
+    (k annotators on a sampled fraction, 1 elsewhere, 0 for gold images), how many annotators
+    hold or finished a lease, and `is_open` (assigned < target)."""
+
+    __tablename__ = "label_task"
+    __table_args__ = (Index("ix_label_task_pick", "kind", "is_open", "order_key"),)
+
+    kind: str = Field(default="filter", max_length=16, primary_key=True)
+    image_id: int = Field(foreign_key="image.id", primary_key=True, ondelete="CASCADE")
+    order_key: int  # uniform random in [0, 2**31): the "random" order
+    sample_u: float  # uniform in [0, 1): in the overlap sample when < QueueConfig.overlap_fraction
+    target: int = 1
+    assigned: int = 0
+    is_open: bool = True
+
+
+class QueueConfig(SQLModel, table=True):
+    """Per task kind: overlap, gold rate, lease length and the ordering strategy (by name)."""
+
+    __tablename__ = "queue_config"
+
+    kind: str = Field(max_length=16, primary_key=True)
+    overlap_k: int = 2
+    overlap_fraction: float = 0.1
+    gold_rate: float = 0.0
+    lease_seconds: int = 900
+    strategy: str = Field(default="random", max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class GoldAnswer(SQLModel, table=True):
+    """Known filter answers (honeypots) mixed into annotators' queues to measure accuracy."""
+
+    __tablename__ = "gold_answer"
+
+    image_id: int = Field(foreign_key="image.id", primary_key=True, ondelete="CASCADE")
+    answer: str = Field(max_length=8)
+    note: Optional[str] = None
+    created_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Adjudication(SQLModel, table=True):
+    """Append-only reviewer decisions on disputed filter labels; the latest per image overrides
+    the annotators' majority in the consensus label."""
+
+    __table_args__ = (Index("ix_adjudication_image", "image_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    image_id: int = Field(foreign_key="image.id", ondelete="CASCADE")
+    user_id: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    answer: str = Field(max_length=8)
+    note: Optional[str] = None
+    request_id: Optional[str] = Field(default=None, max_length=64, unique=True)  # idempotency key
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GuidelineExample(SQLModel, table=True):
+    """Images an admin pinned as a clear Yes / clear No example for the filter guidelines."""
+
+    __tablename__ = "guideline_example"
+
+    image_id: int = Field(foreign_key="image.id", primary_key=True, ondelete="CASCADE")
+    answer: str = Field(max_length=8)
+    note: Optional[str] = None
+    pinned_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    pinned_at: datetime = Field(default_factory=utcnow)

@@ -79,6 +79,22 @@ def upgrade() -> None:
     with op.batch_alter_table('rejected_record', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rejected_record_reason'), ['reason'], unique=False)
 
+    op.create_table('adjudication',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('answer', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['image_id'], ['image.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('request_id')
+    )
+    with op.batch_alter_table('adjudication', schema=None) as batch_op:
+        batch_op.create_index('ix_adjudication_image', ['image_id', 'id'], unique=False)
+
     op.create_table('export_manifest',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -114,6 +130,26 @@ def upgrade() -> None:
         batch_op.create_index('ix_filter_label_image_user', ['image_id', 'user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_filter_label_user_id'), ['user_id'], unique=False)
 
+    op.create_table('gold_answer',
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('answer', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['image_id'], ['image.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('image_id')
+    )
+    op.create_table('guideline_example',
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('answer', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('pinned_by', sa.Integer(), nullable=True),
+    sa.Column('pinned_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['image_id'], ['image.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['pinned_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('image_id')
+    )
     op.create_table('image_source',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('image_id', sa.Integer(), nullable=False),
@@ -129,6 +165,20 @@ def upgrade() -> None:
     with op.batch_alter_table('image_source', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_image_source_image_id'), ['image_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_image_source_ref_hash'), ['ref_hash'], unique=False)
+
+    op.create_table('label_task',
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('order_key', sa.Integer(), nullable=False),
+    sa.Column('sample_u', sa.Float(), nullable=False),
+    sa.Column('target', sa.Integer(), nullable=False),
+    sa.Column('assigned', sa.Integer(), nullable=False),
+    sa.Column('is_open', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['image_id'], ['image.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('kind', 'image_id')
+    )
+    with op.batch_alter_table('label_task', schema=None) as batch_op:
+        batch_op.create_index('ix_label_task_pick', ['kind', 'is_open', 'order_key'], unique=False)
 
     op.create_table('near_duplicate',
     sa.Column('image_a', sa.Integer(), nullable=False),
@@ -155,6 +205,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_prediction_image_id'), ['image_id'], unique=False)
         batch_op.create_index('ix_prediction_model_score', ['model_version_id', 'score'], unique=False)
 
+    op.create_table('queue_config',
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('overlap_k', sa.Integer(), nullable=False),
+    sa.Column('overlap_fraction', sa.Float(), nullable=False),
+    sa.Column('gold_rate', sa.Float(), nullable=False),
+    sa.Column('lease_seconds', sa.Integer(), nullable=False),
+    sa.Column('strategy', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('kind')
+    )
     op.create_table('seed_group',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
@@ -225,6 +288,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('current_label', schema=None) as batch_op:
         batch_op.create_index('ix_current_label_image', ['image_id'], unique=False)
+        batch_op.create_index('ix_current_label_user', ['user_id'], unique=False)
 
     op.create_table('group_member',
     sa.Column('group_id', sa.Integer(), nullable=False),
@@ -266,6 +330,7 @@ def downgrade() -> None:
 
     op.drop_table('group_member')
     with op.batch_alter_table('current_label', schema=None) as batch_op:
+        batch_op.drop_index('ix_current_label_user')
         batch_op.drop_index('ix_current_label_image')
 
     op.drop_table('current_label')
@@ -285,17 +350,24 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_seed_group_status'))
 
     op.drop_table('seed_group')
+    op.drop_table('queue_config')
     with op.batch_alter_table('prediction', schema=None) as batch_op:
         batch_op.drop_index('ix_prediction_model_score')
         batch_op.drop_index(batch_op.f('ix_prediction_image_id'))
 
     op.drop_table('prediction')
     op.drop_table('near_duplicate')
+    with op.batch_alter_table('label_task', schema=None) as batch_op:
+        batch_op.drop_index('ix_label_task_pick')
+
+    op.drop_table('label_task')
     with op.batch_alter_table('image_source', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_image_source_ref_hash'))
         batch_op.drop_index(batch_op.f('ix_image_source_image_id'))
 
     op.drop_table('image_source')
+    op.drop_table('guideline_example')
+    op.drop_table('gold_answer')
     with op.batch_alter_table('filter_label', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_filter_label_user_id'))
         batch_op.drop_index('ix_filter_label_image_user')
@@ -303,6 +375,10 @@ def downgrade() -> None:
 
     op.drop_table('filter_label')
     op.drop_table('export_manifest')
+    with op.batch_alter_table('adjudication', schema=None) as batch_op:
+        batch_op.drop_index('ix_adjudication_image')
+
+    op.drop_table('adjudication')
     with op.batch_alter_table('rejected_record', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rejected_record_reason'))
 

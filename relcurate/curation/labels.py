@@ -1,0 +1,185 @@
+"""Filter labels: record, undo, history, current.
+
+History is append-only (`FilterLabel` events); `CurrentLabel` (primary key image, user) points
+at the event in force. Writes are idempotent and transactional:
+
+- every decision carries a `request_id` (unique in the store): the same request applied twice
+  (double click, double key press, retried HTTP request) returns the first result and writes
+  nothing;
+- a change of mind is a new event whose `supersedes_id` is the previous one; the same answer
+  again is a no-op;
+- an undo is a `retract` event superseding the undone one, and removes the current label;
+- a concurrent first label for the same (image, user) cannot make two current labels (primary
+  key); the losing transaction is re-run and then supersedes the winner.
+
+Each write also finishes (or, for undo, re-opens) the annotator's queue assignment in the same
+transaction, so label and queue state never disagree.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from relcurate.curation import queue
+from relcurate.curation.txn import is_postgres, run_write
+from relcurate.db.engine import read_scope
+from relcurate.db.models import Answer, CurrentLabel, FilterLabel, LabelSource, User, utcnow
+
+RETRACT = "retract"  # FilterLabel.answer of an undo event (never a CurrentLabel answer)
+FILTER_QUESTION = ("Can you see any relational pattern, logic, or structure in this image that could be "
+                   "useful for creating or linking to another image?")
+
+
+class LabelError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    label_id: int
+    image_id: int
+    user_id: int
+    answer: str
+    duplicate: bool  # True: this request (or this same answer) was already in force; nothing written
+    supersedes_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    undone: bool
+    image_id: int | None = None
+    retract_id: int | None = None
+    releasing: bool = False  # the image is leased to the annotator again
+    reason: str | None = None
+
+
+def _lock_current(s: Session, image_id: int, user_id: int) -> CurrentLabel | None:
+    q = select(CurrentLabel).where(CurrentLabel.image_id == image_id, CurrentLabel.user_id == user_id)
+    if is_postgres(s):
+        q = q.with_for_update()
+    return s.exec(q).first()
+
+
+def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, request_id: str,
+                 lead_time_ms: int | None = None, kind: str = queue.FILTER,
+                 source: str = LabelSource.human, model_version_id: int | None = None,
+                 now: datetime | None = None) -> LabelResult:
+    """Record one annotator's decision on one image (see the module docstring for guarantees)."""
+    answer = Answer(answer).value
+    if not request_id or len(request_id) > 64:
+        raise LabelError("request_id must have 1..64 characters")
+    if lead_time_ms is not None:
+        lead_time_ms = max(0, min(int(lead_time_ms), 2**31 - 1))
+
+    def tx(s: Session) -> LabelResult:
+        seen = s.exec(select(FilterLabel).where(FilterLabel.request_id == request_id)).first()
+        if seen is not None:
+            if seen.user_id != user_id or seen.image_id != image_id:
+                raise LabelError(f"request id {request_id!r} was used for another decision")
+            return LabelResult(seen.id, seen.image_id, user_id, seen.answer, duplicate=True,
+                               supersedes_id=seen.supersedes_id)
+        at = now or utcnow()
+        queue.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
+        current = _lock_current(s, image_id, user_id)
+        if current is not None and current.answer == answer:
+            queue.on_decision(s, kind, image_id, user_id, answer, at)
+            return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
+        event = FilterLabel(image_id=image_id, user_id=user_id, answer=answer, source=source,
+                            lead_time_ms=lead_time_ms, supersedes_id=current.label_id if current else None,
+                            request_id=request_id, model_version_id=model_version_id, created_at=at)
+        s.add(event)
+        s.flush()
+        if current is None:
+            s.add(CurrentLabel(image_id=image_id, user_id=user_id, label_id=event.id, answer=answer))
+        else:
+            current.label_id, current.answer = event.id, answer
+        s.flush()
+        queue.on_decision(s, kind, image_id, user_id, answer, at)
+        return LabelResult(event.id, image_id, user_id, answer, duplicate=False, supersedes_id=event.supersedes_id)
+
+    return run_write(engine, tx)
+
+
+def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue.FILTER,
+               now: datetime | None = None) -> UndoResult:
+    """Undo one of this annotator's decisions, if it is still the label in force.
+
+    Idempotent: the retract event's request id is derived from the undone label, so undoing the
+    same label twice changes nothing the second time. The image is leased to the annotator again
+    (it comes back as their next task) unless its overlap slots were taken meanwhile.
+    """
+    request_id = f"undo:{label_id}"
+
+    def tx(s: Session) -> UndoResult:
+        seen = s.exec(select(FilterLabel).where(FilterLabel.request_id == request_id)).first()
+        if seen is not None:
+            return UndoResult(False, seen.image_id, seen.id, reason="already undone")
+        label = s.get(FilterLabel, label_id)
+        if label is None or label.user_id != user_id:
+            return UndoResult(False, reason="no such decision of yours")
+        at = now or utcnow()
+        queue.lock_task_row(s, kind, label.image_id)
+        current = _lock_current(s, label.image_id, user_id)
+        if current is None or current.label_id != label_id:
+            return UndoResult(False, label.image_id, reason="a later decision replaced it")
+        retract = FilterLabel(image_id=label.image_id, user_id=user_id, answer=RETRACT, source=label.source,
+                              supersedes_id=label_id, request_id=request_id, created_at=at)
+        s.add(retract)
+        s.flush()
+        s.execute(delete(CurrentLabel).where(CurrentLabel.image_id == label.image_id,
+                                             CurrentLabel.user_id == user_id))
+        releasing = queue.on_retract(s, kind, label.image_id, user_id, at)
+        return UndoResult(True, label.image_id, retract.id, releasing=releasing)
+
+    return run_write(engine, tx)
+
+
+def current_label(engine: Engine, image_id: int, user_id: int) -> CurrentLabel | None:
+    with read_scope(engine) as s:
+        return s.get(CurrentLabel, (image_id, user_id))
+
+
+def current_labels(engine: Engine, image_id: int) -> dict[str, str]:
+    """username -> answer in force for one image."""
+    with read_scope(engine) as s:
+        rows = s.exec(select(User.username, CurrentLabel.answer).join(User, User.id == CurrentLabel.user_id)
+                      .where(CurrentLabel.image_id == image_id).order_by(User.username)).all()
+    return dict(rows)
+
+
+def label_history(engine: Engine, image_id: int, user_id: int | None = None) -> list[FilterLabel]:
+    """All events for an image (optionally one annotator's), oldest first."""
+    q = select(FilterLabel).where(FilterLabel.image_id == image_id)
+    if user_id is not None:
+        q = q.where(FilterLabel.user_id == user_id)
+    with read_scope(engine) as s:
+        return list(s.exec(q.order_by(FilterLabel.id)))
+
+
+def user_counts(engine: Engine, user_id: int) -> dict[str, int]:
+    """This annotator's labels in force, by answer."""
+    with read_scope(engine) as s:
+        rows = dict(s.exec(select(CurrentLabel.answer, func.count()).where(CurrentLabel.user_id == user_id)
+                           .group_by(CurrentLabel.answer)).all())
+    return {a.value: int(rows.get(a.value, 0)) for a in Answer}
+
+
+def labels_per_hour(engine: Engine, *, hours: int = 24, now: datetime | None = None) -> list[dict]:
+    """Decisions (yes/no/skip events, undo excluded) per clock hour and annotator over the last
+    `hours`: rows {hour, username, labels}, oldest hour first. Bucketed in Python so the query is
+    the same on both back ends."""
+    now = now or utcnow()
+    since = now - timedelta(hours=hours)
+    with read_scope(engine) as s:
+        rows = s.exec(select(FilterLabel.created_at, User.username)
+                      .join(User, User.id == FilterLabel.user_id)
+                      .where(FilterLabel.created_at >= since, FilterLabel.answer != RETRACT)).all()
+    counts: dict[tuple[datetime, str], int] = defaultdict(int)
+    for created, username in rows:
+        counts[(created.replace(minute=0, second=0, microsecond=0), username)] += 1
+    return [{"hour": h, "username": u, "labels": n} for (h, u), n in sorted(counts.items())]
