@@ -11,6 +11,7 @@ from relcurate.curation import sources
 from relcurate.curation.dedup import record_near_duplicates
 from relcurate.curation.ingest import IngestReport, ingest_items
 from relcurate.curation.pending import download_pending
+from relcurate.curation.relsim_import import import_relsim_jsonl, is_relsim_training_file
 from relcurate.curation.seed_import import SeedImportReport, import_seed_groups
 from relcurate.workspace import Workspace
 
@@ -57,9 +58,19 @@ def _default_image_folder(jsonl: Path) -> Path | None:
 def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = None,
                   image_folder: str | os.PathLike | None = None, download: bool = True,
                   allow_private_urls: bool = False, workers: int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> IngestReport:
+                  progress: Callable[[int, int], None] | None = None,
+                  relsim_captions: bool | None = None) -> IngestReport:
+    """`relsim_captions` (reference JSONL only): also import each row's caption as an accepted
+    per-image caption and pin the split named by the file (relsim_import.py). Default: yes for
+    files named like the reference training set (``anonymous_captions_<split>.jsonl``, which is
+    what `relcurate export relsim` writes), no otherwise (the caption stays alt-text only)."""
     kind = kind or detect_kind(path)
-    if kind == "seed_groups":
+    if kind == "jsonl" and (relsim_captions if relsim_captions is not None else is_relsim_training_file(path)):
+        folder = image_folder if image_folder is not None else _default_image_folder(Path(path))
+        rel = import_relsim_jsonl(ws, path, folder, workers=workers, progress=progress)
+        report = rel.images
+        report.warnings.append(rel.summary())
+    elif kind == "seed_groups":
         seed = import_seed_groups(ws, path)
         report = seed.images
         report.warnings.append(

@@ -18,7 +18,7 @@ from relcurate.curation.anonymity import normalise_caption
 from relcurate.curation.ingest import IngestReport, record_bad, register_pending
 from relcurate.curation.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import session_scope
-from relcurate.db.models import Caption, CaptionStatus, GroupMember, GroupStatus, Image, ImageSource, SeedGroup
+from relcurate.db.models import Caption, CaptionReview, CaptionStatus, GroupMember, GroupStatus, Image, ImageSource, SeedGroup
 from relcurate.workspace import Workspace
 
 MIN_GROUP, MAX_GROUP = 2, 10
@@ -80,7 +80,13 @@ def import_seed_groups(ws: Workspace, path: str | Path) -> SeedImportReport:
                     image_id = register_pending(s, SourceItem(uri=url, kind="seed_group", url=url, where=where)).id
                     report.images.pending_download += 1
                 s.add(GroupMember(group_id=group.id, image_id=image_id, position=pos))
-            s.add(Caption(group_id=group.id, text=caption, source="import", status=CaptionStatus.accepted))
+            cap = Caption(group_id=group.id, text=caption, source="import", status=CaptionStatus.accepted)
+            s.add(cap)
+            s.flush()
+            # The accept event keeps the caption exactly as the file wrote it (quotes and all), so
+            # an export of the unchanged caption reproduces the file byte for byte.
+            s.add(CaptionReview(caption_id=cap.id, action="accept", text=rec["anonymous_caption"],
+                                reason=f"imported from {path.name}"))
             report.groups_added += 1
             report.needs_split += too_big
     return report
