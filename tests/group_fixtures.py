@@ -20,11 +20,14 @@ from relcurate.db.models import Image, ImageSource
 from relcurate.workspace import Workspace
 
 FAMILIES = {"red": (200, 40, 40), "blue": (40, 60, 200), "green": (40, 170, 60)}
+# Every alt-text of a family shares its first words; the object after them differs per image
+# (a caption naming one of those objects leaks a member's content).
 ALT_TEXTS = {
-    "red": "a ripe apple on a wooden table",
-    "blue": "a sailing boat on the calm sea",
-    "green": "a frog sitting on a leaf",
+    "red": "a ripe apple next to a",
+    "blue": "a sailing boat near a",
+    "green": "a frog sitting on a",
 }
+THINGS = ("candle", "teapot", "guitar", "lamp", "clock")
 PER_FAMILY = 5
 
 
@@ -56,7 +59,7 @@ def populate(ws: Workspace, tmp: Path) -> dict[str, int]:
             key = f"{fam}{i}"
             _png(folder / f"{key}.png", colour, seed)
             seed += 1
-            lines.append(json.dumps({"image_hash": key, "caption": f"{ALT_TEXTS[fam]} ({key})"}))
+            lines.append(json.dumps({"image_hash": key, "caption": f"{ALT_TEXTS[fam]} {THINGS[i]} ({key})"}))
             keys[f"file:{key}"] = key
     (tmp / "ref.jsonl").write_text("\n".join(lines) + "\n")
     ingest_source(ws, tmp / "ref.jsonl", image_folder=folder, workers=1)

@@ -130,9 +130,8 @@ def space_dir(ws: Workspace, space: str) -> Path:
 
 def available_spaces(ws: Workspace) -> list[str]:
     """The built-in space first, then every saved index under vectors/."""
-    found = sorted(p.name for p in ws.vectors_dir.glob("*/meta.json") if p.parent.name != BUILTIN_SPACE) \
-        if ws.vectors_dir.is_dir() else []
-    return [BUILTIN_SPACE, *found]
+    saved = ws.vectors_dir.glob("*/meta.json") if ws.vectors_dir.is_dir() else []
+    return [BUILTIN_SPACE, *sorted(p.parent.name for p in saved if p.parent.name != BUILTIN_SPACE)]
 
 
 def open_space(ws: Workspace, space: str) -> VectorIndex | None:
