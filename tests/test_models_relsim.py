@@ -133,3 +133,22 @@ def test_loader_rejects_mismatched_query_id(tiny_qwen, trained, tmp_path):
     torch.save(cfg, out / PROJECTION_FILE)
     with pytest.raises(ValueError, match=QUERY_TOKEN.replace("|", r"\|")):
         load_relsim_checkpoint(out, tiny_qwen)
+
+
+def test_query_row_lookup_matches_peft_layer(trained):
+    """Our copy-free lookup of the trainable <|query|> row gives exactly peft's values."""
+    ids = trained.prepare(noise_images(2, seed=8))["input_ids"]
+    layer = trained._backbone().get_input_embeddings()
+    assert hasattr(layer, "token_adapter")  # the fast path is really taken
+    with torch.no_grad():
+        fast, reference = trained._input_embeddings(ids), layer(ids)
+        base_row = layer.token_adapter.base_layer.weight[trained.query_token_id]
+    torch.testing.assert_close(fast, reference, rtol=0, atol=0)
+    assert not torch.equal(fast[0, -1], base_row)  # the perturbed (trained) row is used
+
+
+def test_frozen_query_token_option(tiny_qwen):
+    emb = RelsimEmbedder.new(tiny_qwen, image_size=SIZE, train_query_token=False)
+    names = [n for n, p in emb.named_parameters() if p.requires_grad]
+    assert not any("trainable_tokens" in n for n in names) and any("lora_B" in n for n in names)
+    assert emb.embed(noise_images(1)).shape == (1, 384)

@@ -129,10 +129,15 @@ class RelsimEmbedder(nn.Module):
         image_size: int | None = DEFAULT_IMAGE_SIZE,
         batch_size: int = 8,
         gradient_checkpointing: bool = False,
+        train_query_token: bool = True,
         seed: int = 0,
         name: str = "relsim",
     ) -> "RelsimEmbedder":
-        """A trainable embedder: LoRA (r16, alpha32 on q/v by default) + trainable `<|query|>` row."""
+        """A trainable embedder: LoRA (r16, alpha32 on q/v by default) + trainable `<|query|>` row.
+
+        `train_query_token=False` freezes the query row at its initial value, as the reference
+        training effectively does.
+        """
         from peft import LoraConfig, get_peft_model
 
         processor = load_processor(base_model_path)
@@ -145,7 +150,7 @@ class RelsimEmbedder(nn.Module):
             target_modules=list(target_modules),
             bias="none",
             task_type="CAUSAL_LM",
-            trainable_token_indices={"embed_tokens": [qid]},
+            trainable_token_indices={"embed_tokens": [qid]} if train_query_token else None,
         )
         torch.manual_seed(seed)
         model = get_peft_model(model, config)
@@ -188,12 +193,40 @@ class RelsimEmbedder(nn.Module):
         ids = batch["input_ids"]
         if not bool((ids[:, -1] == self.query_token_id).all()):
             raise ValueError(f"{QUERY_TOKEN} must be the last token of every row (left padding)")
-        out = self._backbone()(**batch, use_cache=False, return_dict=True)
+        embeds = self._input_embeddings(ids)
+        out = self._backbone()(**batch, inputs_embeds=embeds, use_cache=False, return_dict=True)
         hidden = out.last_hidden_state[:, -1]
         proj = self.projection(hidden.to(self.projection.weight.device, torch.float32))
         return F.normalize(proj, dim=-1) if normalize else proj
 
     forward = forward_embeddings
+
+    def _input_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with the trainable `<|query|>` row, without copying the matrix.
+
+        peft's trainable-tokens layer rebuilds the whole embedding matrix with `index_copy` on
+        every forward (152,064 x 3,584 for the 7B: ~2 GB in fp32, 3-4 s per call on a CPU, and a
+        dense gradient of that size). A plain lookup with the few trainable rows swapped in gives
+        the same values and gradients. Falls back to the layer itself when there is no active,
+        unmerged token adapter (or peft's internals change).
+        """
+        layer = self._backbone().get_input_embeddings()
+        adapter = getattr(layer, "token_adapter", None)
+        try:
+            active = [a for a in adapter.active_adapters if a in adapter.trainable_tokens_delta]
+            usable = isinstance(adapter.base_layer, nn.Embedding) and not adapter.merged
+            usable = usable and not adapter.disable_adapters and active and adapter._get_embed_scale() is None
+        except AttributeError:
+            usable = False
+        if not usable:
+            return layer(ids)
+        emb = adapter.base_layer(ids)
+        for name in active:
+            index = torch.as_tensor(adapter.token_indices[name], device=ids.device)
+            match = ids.unsqueeze(-1) == index  # (B, L, k)
+            rows = adapter.trainable_tokens_delta[name].to(emb.dtype)[match.int().argmax(-1)]
+            emb = torch.where(match.any(-1, keepdim=True), rows, emb)
+        return emb
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image], *, batch_size: int | None = None) -> np.ndarray:
