@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -140,6 +139,7 @@ def write_split(ledger: FileLedger, split: str, rows: _Rows, schema: pa.Schema, 
 
 def _info_json(features, dataset: str) -> str:
     from datasets import DatasetInfo
+    from datasets.utils.py_utils import asdict  # the serialiser save_to_disk uses (features-aware)
 
     info = asdict(DatasetInfo(description=f"relcurate {dataset} export", features=features,
                               dataset_name=f"relcurate-{dataset}"))
