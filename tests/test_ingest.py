@@ -176,3 +176,13 @@ def test_sha256_is_content_hash(sqlite_workspace, tmp_path):
     img = _image_by_uri(sqlite_workspace, file_uri(str(src / "a.png")))
     assert img.sha256 == hashlib.sha256((src / "a.png").read_bytes()).hexdigest()
     assert (img.width, img.height, img.ext) == (32, 32, "png")
+
+
+def test_fifo_and_directory_named_like_images_do_not_hang(sqlite_workspace, tmp_path):
+    src = tmp_path / "special"
+    src.mkdir()
+    os.mkfifo(src / "pipe.jpg")  # a reader that opens this blocking would wait forever
+    PILImage.new("RGB", (32, 32), (9, 9, 9)).save(src / "ok.png")
+    report = ingest_source(sqlite_workspace, src, workers=1)
+    assert report.added == 1
+    assert [(q.where.rsplit("/", 1)[1], q.reason) for q in report.quarantined] == [("pipe.jpg", "unreadable")]

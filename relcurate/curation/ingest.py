@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
-from relcurate.curation.imagecheck import CheckedImage, Rejected, check_image_bytes
+from relcurate.curation.imagecheck import CheckedImage, Rejected, check_image_bytes, read_image_file
 from relcurate.curation.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
@@ -109,12 +109,9 @@ def process_bytes(item: SourceItem, data: bytes, root: str, max_pixels: int) -> 
 
 def process_local(args: tuple[SourceItem, str, int]) -> Processed:
     item, root, max_pixels = args
-    try:
-        with open(item.path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        return Processed(item, Rejected(sha256=None, size_bytes=0, reason="unreadable", detail=f"cannot read file: {reason}"))
+    data = read_image_file(item.path)  # never blocks on a FIFO; ELOOP/EACCES become Rejected
+    if isinstance(data, Rejected):
+        return Processed(item, data)
     return process_bytes(item, data, root, max_pixels)
 
 
