@@ -7,7 +7,9 @@ second on SQLite.
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,48 @@ def populate(ws: Workspace, tmp: Path) -> dict[str, int]:
                 ids["broken"] = image_id
     assert len(ids) == len(FAMILIES) * PER_FAMILY + 2, ids
     return ids
+
+
+# --- AppTest helpers (the app runs in-process; no browser) ------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
+
+
+def open_app(ws: Workspace, monkeypatch, username: str, password: str, page: str | None = None):
+    """A fresh AppTest session signed in as `username`, optionally on the page at /`page`."""
+    from streamlit.testing.v1 import AppTest
+
+    from relcurate.labeling_ui import auth
+    from relcurate.labeling_ui.resources import WORKSPACE_ENV
+
+    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
+    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return goto(at, page) if page else at
+
+
+def goto(at, url_path: str):
+    """What a browser does for http://host/<url_path> (AppTest.switch_page only knows file pages)."""
+    from streamlit.util import calc_hash
+
+    at._page_hash = calc_hash(url_path)
+    return at.run()
+
+
+def registered_pages(at) -> set[str]:
+    return {info["page_name"] for info in at._registered_pages.values()}
+
+
+def as_displayed(markdown: str) -> str:
+    """What a CommonMark renderer shows for escaped text: backslash escapes and entities resolved."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
+
+
+def shown_text(at) -> str:
+    """All text elements of the last run, as displayed (escapes resolved)."""
+    kinds = ("markdown", "caption", "title", "subheader", "error", "warning", "info", "success")
+    return "\n".join(as_displayed(str(e.value)) for kind in kinds for e in getattr(at, kind))

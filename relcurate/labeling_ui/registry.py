@@ -48,6 +48,8 @@ PAGES: list[PageSpec] = [
     PageSpec("dashboard", "Dashboard", ":material/dashboard:", f"{_UI}.pages_dashboard:render", "view_dashboard"),
     PageSpec("browse", "Browse images", ":material/photo_library:", f"{_UI}.pages_browse:render", "view_dashboard"),
     PageSpec("quarantine", "Quarantine", ":material/report:", f"{_UI}.pages_quarantine:render", "view_dashboard"),
+    PageSpec("groups", "Seed groups", ":material/workspaces:", f"{_UI}.pages_groups:render", "curate", "Curation"),
+    PageSpec("review", "Caption review", ":material/rate_review:", f"{_UI}.pages_review:render", "review", "Curation"),
     PageSpec("users", "Users", ":material/manage_accounts:", f"{_UI}.pages_admin:render", "manage_users", "Admin"),
 ]
 

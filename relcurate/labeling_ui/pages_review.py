@@ -1,0 +1,256 @@
+"""Caption review (review): a group's images, its anonymous caption in an editor with the anonymity
+checker's findings updating as you type, and accept / save edit / reject with a reason. Per-image
+captions are reviewed on the same page from a reproducible random sample.
+
+Everything the reviewer does is a `CaptionReview` event written by curation.captions (which also
+enforces the rules); the page only lays things out. Caption text from models or people is shown
+escaped (a "<script>" caption reads as those characters) except inside the text box, which is a
+plain input. Keyboard: A accept, E save edit, X reject, N / P next / previous (not while typing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from relcurate.curation import captions as cap
+from relcurate.curation.anonymity import CaptionCheck
+from relcurate.curation.ui_queries import thumbnail_bytes
+from relcurate.db.engine import read_scope, session_scope
+from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.registry import PageContext
+from relcurate.workspace import Workspace
+
+MODES = ("Group captions", "Image captions (sample)")
+COLUMNS = 5
+SHORTCUTS = {"accept": "A", "edit": "E", "reject": "X", "next": "N", "prev": "P"}
+K_MODE, K_QUEUE, K_CURRENT, K_FLASH = "rev_mode", "rev_queue", "rev_current", "rev_flash"
+K_SAMPLE_N, K_SEED = "rev_sample_n", "rev_seed"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one review screen is about: a group caption (by group) or a per-image caption."""
+
+    kind: str  # "group" | "image"
+    id: int  # group id or caption id
+
+
+def _flash() -> None:
+    msg = st.session_state.pop(K_FLASH, None)
+    if msg:
+        kind, text = msg
+        (st.error if kind == "error" else st.success)(escape_md(text))
+
+
+def text_key(item: cap.ReviewItem) -> str:
+    """The editor's widget key: new after every recorded event, so it then shows the stored text."""
+    if item.caption is None:
+        return f"rev_text_new_{item.group.id}"
+    return f"rev_text_{item.caption.id}_{len(item.history)}"
+
+
+def _escape_keep_edges(segment: str) -> str:
+    """escape_md for a piece of a sentence: keeps one space at either edge (escape_md trims)."""
+    if not segment:
+        return ""
+    if not segment.strip():
+        return " "
+    return (" " if segment[0].isspace() else "") + escape_md(segment) + (" " if segment[-1].isspace() else "")
+
+
+def highlight(check: CaptionCheck) -> str:
+    """The checked caption as escaped markdown with each finding's word marked (errors red,
+    warnings orange)."""
+    spans = sorted((f for f in check.findings if f.start is not None and f.end is not None), key=lambda f: f.start)
+    out, at = [], 0
+    for f in spans:
+        if f.start < at:
+            continue
+        out.append(_escape_keep_edges(check.text[at:f.start]))
+        colour = "red" if f.severity == "error" else "orange"
+        out.append(f":{colour}-background[{escape_md(check.text[f.start:f.end])}]")
+        at = f.end
+    out.append(_escape_keep_edges(check.text[at:]))
+    return "".join(out)
+
+
+# --- actions (button callbacks) ----------------------------------------------------------------
+
+def _next_after(order: list[int], current: int) -> int | None:
+    later = [i for i in order if i > current]
+    return later[0] if later else None
+
+
+def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[int], action: str) -> None:
+    key = text_key(item)
+    text = st.session_state.get(key, "")
+    force = bool(st.session_state.get(f"rev_force_{key}", False))
+    reason = st.session_state.get(f"rev_reason_{key}", "")
+    try:
+        with session_scope(ctx.ws.engine) as s:
+            if item.caption is None:
+                out = cap.write_and_review(s, item.group.id, text, action, user_id=ctx.user.id, allow_errors=force)
+            else:
+                out = cap.review_caption(s, item.caption.id, action, user_id=ctx.user.id, text=text,
+                                         reason=reason, allow_errors=force)
+    except cap.CaptionError as exc:
+        st.session_state[K_FLASH] = ("error", str(exc))
+        return
+    verb = {"accept": "Accepted", "edit": "Saved", "reject": "Rejected"}[action]
+    what = f"group #{target.id}" if target.kind == "group" else f"caption #{target.id}"
+    st.session_state[K_FLASH] = ("success", f"{verb} the caption of {what}." if out.changed else "Nothing changed.")
+    if action in ("accept", "reject") and out.changed:
+        nxt = _next_after(order, target.id)
+        if nxt is not None:
+            st.session_state[K_CURRENT] = nxt
+
+
+def _propose(ctx: PageContext, group_id: int) -> None:
+    with read_scope(ctx.ws.engine) as s:
+        spec = cap.latest_captioner(s)
+    try:
+        model = _captioner(str(ctx.ws.root), spec) if spec else None
+        cap.propose_with_model(ctx.ws, group_id, model, model_version_id=spec.model_version_id if spec else None,
+                               user_id=ctx.user.id)
+    except cap.CaptionError as exc:
+        st.session_state[K_FLASH] = ("error", str(exc))
+        return
+    st.session_state[K_FLASH] = ("success", f"The captioner proposed a caption for group #{group_id}.")
+
+
+@st.cache_resource(show_spinner="Loading the captioner…", max_entries=1)
+def _captioner(root: str, spec: cap.CaptionerSpec):
+    return cap.load_captioner(spec)
+
+
+def _go(current: int) -> None:
+    st.session_state[K_CURRENT] = current
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+def _images(item: cap.ReviewItem) -> None:
+    for row in range(0, len(item.members), COLUMNS):
+        for col, card in zip(st.columns(COLUMNS), item.members[row:row + COLUMNS]):
+            with col:
+                data = thumbnail_bytes(card.thumb)
+                if data:
+                    st.image(data, width="stretch")
+                else:
+                    st.caption(escape_md(f"[{card.status}]"))
+                st.caption(f"#{card.id} · " + (escape_md(card.alt_text, max_len=120) if card.alt_text else "no alt-text"))
+
+
+@st.fragment
+def _editor(item: cap.ReviewItem) -> None:
+    """The caption box and the checker's findings; typing reruns only this fragment."""
+    key = text_key(item)
+    st.session_state.setdefault(key, item.caption.text if item.caption else "")
+    text = st.text_input("Anonymous caption", key=key, live=True,
+                         placeholder="This image illustrates {Subject} ... (placeholders in curly braces)")
+    if not (text or "").strip():
+        st.caption("Write the caption: name what varies between the images with {Placeholders}.")
+        return
+    check = item.check(text)
+    st.markdown(highlight(check))
+    if not check.findings:
+        st.success("The anonymity check found nothing.", icon=":material/verified:")
+    for f in check.findings:
+        word = f" — **{escape_md(f.word)}**" if f.word else ""
+        show = st.error if f.severity == "error" else st.warning
+        show(f"`{f.code}`{word}: {escape_md(f.message)}")
+
+
+def _actions(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[int]) -> None:
+    key = text_key(item)
+    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    c1.button("Accept", key="rev_accept", type="primary", icon=":material/check:", shortcut=SHORTCUTS["accept"],
+              on_click=_review, args=(ctx, item, target, order, "accept"))
+    c2.button("Save edit", key="rev_edit", icon=":material/save:", shortcut=SHORTCUTS["edit"],
+              on_click=_review, args=(ctx, item, target, order, "edit"))
+    c3.checkbox("Accept despite checker errors", key=f"rev_force_{key}",
+                help="Only when a finding is a false alarm; the review history records it.")
+    if item.caption is not None:
+        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+        r1.text_input("Reason for rejecting", key=f"rev_reason_{key}", placeholder="e.g. describes only one image")
+        r2.button("Reject", key="rev_reject", icon=":material/close:", shortcut=SHORTCUTS["reject"],
+                  on_click=_review, args=(ctx, item, target, order, "reject"))
+
+
+def _history(item: cap.ReviewItem) -> None:
+    if not item.history:
+        return
+    with st.expander(f"History ({len(item.history)} events)"):
+        # st.dataframe draws cells as text: caption and reason strings are never markup here.
+        st.dataframe(pd.DataFrame([{"when": e.created_at.strftime("%Y-%m-%d %H:%M:%S"), "who": e.username or "model",
+                                    "action": e.action, "text": e.text or "", "reason": e.reason or ""}
+                                   for e in item.history]), hide_index=True, width="stretch")
+
+
+def _load(ws: Workspace, target: Target) -> cap.ReviewItem:
+    return cap.group_review_item(ws, target.id) if target.kind == "group" else cap.image_review_item(ws, target.id)
+
+
+def _queue(ctx: PageContext) -> tuple[str, list[int]]:
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    mode = c1.radio("Review", MODES, key=K_MODE, horizontal=True)
+    with read_scope(ctx.ws.engine) as s:
+        if mode == MODES[0]:
+            queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE)
+            return "group", cap.group_queue(s, queue)
+        st.session_state.setdefault(K_SAMPLE_N, 20)
+        st.session_state.setdefault(K_SEED, 0)
+        n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N)
+        seed = c3.number_input("Sample seed", min_value=0, key=K_SEED)
+        # status=None: the sample must not change as its captions get reviewed
+        return "image", cap.sample_image_captions(s, int(n), seed=int(seed), status=None)
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Caption review")
+    _flash()
+    kind, order = _queue(ctx)
+    if not order:
+        st.info("Nothing in this queue." if kind == "group" else "No per-image captions to review.")
+        return
+    current = st.session_state.get(K_CURRENT)
+    if current not in order:
+        current = next((i for i in order if current is not None and i >= current), order[0])
+    pos = order.index(current)
+    target = Target(kind, current)
+    item = _load(ctx.ws, target)
+
+    nav = st.columns([1, 3, 1], vertical_alignment="center")
+    nav[0].button("Previous", key="rev_prev", icon=":material/chevron_left:", shortcut=SHORTCUTS["prev"],
+                  disabled=pos == 0, on_click=_go, args=(order[max(pos - 1, 0)],))
+    nav[2].button("Next", key="rev_next", icon=":material/chevron_right:", shortcut=SHORTCUTS["next"],
+                  disabled=pos == len(order) - 1, on_click=_go, args=(order[min(pos + 1, len(order) - 1)],))
+    if item.group is not None:
+        title = f"Group #{item.group.id} · {escape_md(item.group.name)} · {item.group.status}"
+    else:
+        title = f"Image caption #{target.id} · {item.caption.status}"
+    nav[1].markdown(f"**{title}**  \n{pos + 1} of {len(order)}")
+    if item.group is not None and item.group.note:
+        st.caption("Curator's note: " + escape_md(item.group.note))
+    _images(item)
+
+    with st.container(border=True, key="rev_editor"):
+        if item.caption is None:
+            _no_caption(ctx, item)
+        else:
+            st.caption(f"caption #{item.caption.id} · {item.caption.status} · from {escape_md(item.caption.source)}")
+        _editor(item)
+        _actions(ctx, item, target, order)
+    _history(item)
+
+
+def _no_caption(ctx: PageContext, item: cap.ReviewItem) -> None:
+    with read_scope(ctx.ws.engine) as s:
+        spec = cap.latest_captioner(s)
+    if spec is None:
+        st.info("No captioner model is configured: write the caption yourself.")
+        return
+    st.button(f"Propose with {escape_md(spec.name)} v{spec.version}", key="rev_propose", icon=":material/auto_awesome:",
+              on_click=_propose, args=(ctx, item.group.id))
