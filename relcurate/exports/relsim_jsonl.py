@@ -49,11 +49,10 @@ def relsim_rows(snap: StoreSnapshot, *, caption_source: str = "both", include_pe
         for iid, texts in snap.image_captions.items():
             for text in texts:
                 pairs[(iid, text)] = None
-    rows = []
-    for iid, text in pairs:
-        if iid in snap.identity and snap.usable(iid, include_pending):
-            h, url = snap.identity[iid]
-            rows.append(RelsimRow(h, text, url, iid))
+    usable = snap.usable_ids(include_pending)
+    identity = snap.identity
+    rows = [RelsimRow(identity[iid][0], text, identity[iid][1], iid)
+            for iid, text in pairs if iid in usable and iid in identity]
     rows.sort()
     return rows
 

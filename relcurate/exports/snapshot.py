@@ -80,6 +80,10 @@ class StoreSnapshot:
             return False
         return row.status == ImageStatus.ok or (include_pending and row.status == ImageStatus.pending_download)
 
+    def usable_ids(self, include_pending: bool = False) -> set[int]:
+        ok = (ImageStatus.ok.value, ImageStatus.pending_download.value) if include_pending else (ImageStatus.ok.value,)
+        return {i for i, row in self.images.items() if row.status in ok}
+
     def live_groups(self, excluded: tuple[str, ...] = EXCLUDED_GROUP_STATUSES) -> list[int]:
         return sorted(g for g, row in self.groups.items() if row.status not in excluded)
 
@@ -105,33 +109,44 @@ def snapshot_connection(engine: Engine) -> Iterator[Connection]:
                 tx.rollback()
 
 
+def _fetch(conn: Connection, stmt) -> list[tuple]:
+    """All rows as plain tuples straight from the DB-API cursor: for these few wide reads the
+    per-row Result/Row machinery cost more than the query itself. Only constant literals are
+    inlined, never user input."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
 def load_snapshot(conn: Connection, *, url_link_mode: str = "empty") -> StoreSnapshot:
     if url_link_mode not in URL_LINK_MODES:
         raise ValueError(f"url_link_mode must be one of {URL_LINK_MODES}")
-    images = {r[0]: ImageRow(*r) for r in conn.execute(
-        select(Image.id, Image.sha256, Image.ext, Image.status, Image.source_uri, Image.split,
-               Image.size_bytes))}
+    make_image = ImageRow._make
+    images = {r[0]: make_image(r) for r in _fetch(conn, select(
+        Image.id, Image.sha256, Image.ext, Image.status, Image.source_uri, Image.split, Image.size_bytes))}
     identity, http_url = _identities(conn, images, url_link_mode)
-    groups = {r[0]: GroupRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in conn.execute(
-        select(SeedGroup.id, SeedGroup.name, SeedGroup.note, SeedGroup.status, SeedGroup.needs_split,
-               SeedGroup.source))}
+    groups = {r[0]: GroupRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in _fetch(conn, select(
+        SeedGroup.id, SeedGroup.name, SeedGroup.note, SeedGroup.status, SeedGroup.needs_split, SeedGroup.source))}
     members: dict[int, list[int]] = {}
-    for gid, iid in conn.execute(select(GroupMember.group_id, GroupMember.image_id)
-                                 .order_by(GroupMember.group_id, GroupMember.position, GroupMember.image_id)):
+    for gid, iid in _fetch(conn, select(GroupMember.group_id, GroupMember.image_id)
+                           .order_by(GroupMember.group_id, GroupMember.position, GroupMember.image_id)):
         members.setdefault(gid, []).append(iid)
     group_captions: dict[int, tuple[int, str]] = {}
     image_captions: dict[int, list[str]] = {}
-    for cid, gid, iid, text in conn.execute(
-            select(Caption.id, Caption.group_id, Caption.image_id, Caption.text)
-            .where(Caption.status == CaptionStatus.accepted).order_by(Caption.id)):
+    for cid, gid, iid, text in _fetch(conn, select(Caption.id, Caption.group_id, Caption.image_id, Caption.text)
+                                      .where(Caption.status == CaptionStatus.accepted.value).order_by(Caption.id)):
         if gid is not None:
             group_captions[gid] = (cid, text)  # newest accepted wins (captions.py keeps one)
         elif iid is not None:
             texts = image_captions.setdefault(iid, [])
             if text not in texts:
                 texts.append(text)
-    edges = [(a, b) for a, b, rev in conn.execute(
-        select(NearDuplicate.image_a, NearDuplicate.image_b, NearDuplicate.reviewed)) if rev != "different"]
+    edges = [(a, b) for a, b, rev in _fetch(conn, select(NearDuplicate.image_a, NearDuplicate.image_b,
+                                                         NearDuplicate.reviewed)) if rev != "different"]
     return StoreSnapshot(images, identity, http_url, groups, members, group_captions, image_captions,
                          sorted(edges), store_state(conn))
 
@@ -139,20 +154,21 @@ def load_snapshot(conn: Connection, *, url_link_mode: str = "empty") -> StoreSna
 def _identities(conn: Connection, images: dict[int, ImageRow], url_link_mode: str):
     ref: dict[int, tuple[str, str]] = {}
     http: dict[int, str] = {}
-    for iid, uri, ref_hash in conn.execute(select(ImageSource.image_id, ImageSource.uri, ImageSource.ref_hash)
-                                           .order_by(ImageSource.id)):
+    for iid, uri, ref_hash in _fetch(conn, select(ImageSource.image_id, ImageSource.uri, ImageSource.ref_hash)
+                                     .order_by(ImageSource.id)):
         if ref_hash and iid not in ref:
             ref[iid] = (ref_hash, "" if uri.startswith(RELSIM_PLACEHOLDER) else uri)
         if iid not in http and uri.startswith(("http://", "https://")):
             http[iid] = uri
     identity: dict[int, tuple[str, str]] = {}
+    source_uri = url_link_mode == "source-uri"
     for iid, row in images.items():
         if iid in ref:
             identity[iid] = ref[iid]
         elif iid in http:
             identity[iid] = (reference_hash(http[iid]), http[iid])
         elif row.sha256:
-            identity[iid] = (row.sha256, row.source_uri if url_link_mode == "source-uri" else "")
+            identity[iid] = (row.sha256, row.source_uri if source_uri else "")
     return identity, http
 
 
