@@ -158,3 +158,14 @@ def test_reference_dataloader_reads_the_export(curated, tmp_path):
     assert [(it["image_id"], it["caption"]) for it in items] == [(r["image_hash"], r["caption"]) for r in rows]
     batch = create_collate_fn(processor)(items[:2])
     assert batch["input_ids"].shape[0] == 2 and batch["pixel_values"].shape[0] > 0
+
+
+def test_link_mode_hard_links_png_originals(curated, tmp_path):
+    ws = curated.ws
+    out = export_relsim(ws, tmp_path / "out", user="cur", images="link").path
+    linked = [p for p in (out / "images").iterdir() if p.stat().st_nlink > 1]
+    converted = [p for p in (out / "images").iterdir() if p.stat().st_nlink == 1]
+    assert linked and len(converted) == 2  # the two JPEG originals are re-encoded, not linked
+    with pytest.raises(ValueError):
+        export_relsim(ws, tmp_path / "bad", user="cur", url_link="nonsense")
+    assert not (tmp_path / "bad").exists()
