@@ -201,8 +201,9 @@ def test_quarantined_after_pooling_is_skipped(workspace):
     with session_scope(eng) as s:
         s.execute(update(Image).where(Image.id == images[0]).values(status="quarantined"))
     assert [t.image_id for t in _drain(eng, users["a"])] == images[1:]
+    assert queue.sync_pool(eng, full=True) == 0
     with read_scope(eng) as s:
-        assert not s.get(LabelTask, ("filter", images[0])).is_open
+        assert s.get(LabelTask, ("filter", images[0])).target == 0
 
 
 def test_concurrent_handout_respects_overlap(workspace):

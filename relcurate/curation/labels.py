@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -58,11 +58,31 @@ class UndoResult:
     reason: str | None = None
 
 
-def _lock_current(s: Session, image_id: int, user_id: int) -> CurrentLabel | None:
-    q = select(CurrentLabel).where(CurrentLabel.image_id == image_id, CurrentLabel.user_id == user_id)
-    if is_postgres(s):
-        q = q.with_for_update()
-    return s.exec(q).first()
+# Prebuilt Core statements for the per-decision path (see queue.py on why not the ORM here).
+_F = FilterLabel.__table__
+_C = CurrentLabel.__table__
+_b = bindparam
+_SEEN = select(_F.c.id, _F.c.image_id, _F.c.user_id, _F.c.answer, _F.c.supersedes_id).where(_F.c.request_id == _b("rid"))
+_LABEL = select(_F.c.id, _F.c.image_id, _F.c.user_id, _F.c.source).where(_F.c.id == _b("lid"))
+_CURRENT = select(_C.c.label_id, _C.c.answer).where(_C.c.image_id == _b("img"), _C.c.user_id == _b("uid"))
+_NEW_EVENT = insert(_F).returning(_F.c.id)
+_NEW_CURRENT = insert(_C)
+_SET_CURRENT = (update(_C).where(_C.c.image_id == _b("img"), _C.c.user_id == _b("uid"))
+                .values(label_id=_b("lid"), answer=_b("ans")))
+_DROP_CURRENT = delete(_C).where(_C.c.image_id == _b("img"), _C.c.user_id == _b("uid"))
+
+
+def _lock_current(s: Session, image_id: int, user_id: int):
+    q = _CURRENT.with_for_update() if is_postgres(s) else _CURRENT
+    return s.connection().execute(q, {"img": image_id, "uid": user_id}).first()
+
+
+def _event(conn, *, image_id: int, user_id: int, answer: str, source: str, lead_time_ms: int | None,
+           supersedes_id: int | None, request_id: str, model_version_id: int | None, at: datetime) -> int:
+    return conn.execute(_NEW_EVENT, {
+        "image_id": image_id, "user_id": user_id, "answer": answer, "source": source,
+        "lead_time_ms": lead_time_ms, "supersedes_id": supersedes_id, "request_id": request_id,
+        "model_version_id": model_version_id, "created_at": at}).scalar_one()
 
 
 def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, request_id: str,
@@ -77,7 +97,8 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
         lead_time_ms = max(0, min(int(lead_time_ms), 2**31 - 1))
 
     def tx(s: Session) -> LabelResult:
-        seen = s.exec(select(FilterLabel).where(FilterLabel.request_id == request_id)).first()
+        conn = s.connection()
+        seen = conn.execute(_SEEN, {"rid": request_id}).first()
         if seen is not None:
             if seen.user_id != user_id or seen.image_id != image_id:
                 raise LabelError(f"request id {request_id!r} was used for another decision")
@@ -89,18 +110,17 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
         if current is not None and current.answer == answer:
             queue.on_decision(s, kind, image_id, user_id, answer, at)
             return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
-        event = FilterLabel(image_id=image_id, user_id=user_id, answer=answer, source=source,
-                            lead_time_ms=lead_time_ms, supersedes_id=current.label_id if current else None,
-                            request_id=request_id, model_version_id=model_version_id, created_at=at)
-        s.add(event)
-        s.flush()
+        previous = current.label_id if current is not None else None
+        label_id = _event(conn, image_id=image_id, user_id=user_id, answer=answer, source=source,
+                          lead_time_ms=lead_time_ms, supersedes_id=previous, request_id=request_id,
+                          model_version_id=model_version_id, at=at)
         if current is None:
-            s.add(CurrentLabel(image_id=image_id, user_id=user_id, label_id=event.id, answer=answer))
+            conn.execute(_NEW_CURRENT, {"image_id": image_id, "user_id": user_id, "label_id": label_id,
+                                        "answer": answer})
         else:
-            current.label_id, current.answer = event.id, answer
-        s.flush()
+            conn.execute(_SET_CURRENT, {"img": image_id, "uid": user_id, "lid": label_id, "ans": answer})
         queue.on_decision(s, kind, image_id, user_id, answer, at)
-        return LabelResult(event.id, image_id, user_id, answer, duplicate=False, supersedes_id=event.supersedes_id)
+        return LabelResult(label_id, image_id, user_id, answer, duplicate=False, supersedes_id=previous)
 
     return run_write(engine, tx)
 
@@ -116,10 +136,11 @@ def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue
     request_id = f"undo:{label_id}"
 
     def tx(s: Session) -> UndoResult:
-        seen = s.exec(select(FilterLabel).where(FilterLabel.request_id == request_id)).first()
+        conn = s.connection()
+        seen = conn.execute(_SEEN, {"rid": request_id}).first()
         if seen is not None:
             return UndoResult(False, seen.image_id, seen.id, reason="already undone")
-        label = s.get(FilterLabel, label_id)
+        label = conn.execute(_LABEL, {"lid": label_id}).first()
         if label is None or label.user_id != user_id:
             return UndoResult(False, reason="no such decision of yours")
         at = now or utcnow()
@@ -127,14 +148,12 @@ def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue
         current = _lock_current(s, label.image_id, user_id)
         if current is None or current.label_id != label_id:
             return UndoResult(False, label.image_id, reason="a later decision replaced it")
-        retract = FilterLabel(image_id=label.image_id, user_id=user_id, answer=RETRACT, source=label.source,
-                              supersedes_id=label_id, request_id=request_id, created_at=at)
-        s.add(retract)
-        s.flush()
-        s.execute(delete(CurrentLabel).where(CurrentLabel.image_id == label.image_id,
-                                             CurrentLabel.user_id == user_id))
+        retract_id = _event(conn, image_id=label.image_id, user_id=user_id, answer=RETRACT, source=label.source,
+                            lead_time_ms=None, supersedes_id=label_id, request_id=request_id,
+                            model_version_id=None, at=at)
+        conn.execute(_DROP_CURRENT, {"img": label.image_id, "uid": user_id})
         releasing = queue.on_retract(s, kind, label.image_id, user_id, at)
-        return UndoResult(True, label.image_id, retract.id, releasing=releasing)
+        return UndoResult(True, label.image_id, retract_id, releasing=releasing)
 
     return run_write(engine, tx)
 

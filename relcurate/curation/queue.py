@@ -29,8 +29,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import case, delete, exists, func, insert, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from relcurate.curation.task_order import TaskOrder, make_strategy, strategy_names
@@ -56,7 +57,8 @@ INACTIVE = (EXPIRED, RELEASED)  # the annotator may be handed this image again
 
 ORDER_KEY_SPAN = 2**31 - 1  # fits PostgreSQL INTEGER
 RECLAIM_BATCH = 64
-_PICK_ATTEMPTS = 16
+RECLAIM_EVERY = timedelta(seconds=1)
+ANALYZE_AFTER = 1000  # rows added by one sync_pool before PostgreSQL statistics are refreshed
 
 
 class QueueError(ValueError):
@@ -87,12 +89,6 @@ class Task:
         press or a retried request on the same shown task carries the same key. Re-leasing (undo,
         expiry) changes `leased_at`, so a new decision on the same image gets a new key."""
         return f"{self.kind}:{self.assignment_id}:{int(self.leased_at.timestamp() * 1_000_000)}"
-
-
-def _task(ta: TaskAssignment) -> Task:
-    return Task(assignment_id=ta.id, image_id=ta.image_id, kind=ta.kind, strategy=ta.strategy,
-                model_version_id=ta.model_version_id, is_gold=bool(ta.is_gold),
-                leased_at=ta.leased_at, expires_at=ta.expires_at)
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -158,7 +154,8 @@ def sync_pool(engine: Engine, kind: str = FILTER, *, full: bool = False, seed: i
 
     The default is the cheap incremental pass (images with ids above the highest pooled id: two
     index lookups when nothing is new, so pages may call it on every visit). `full=True` also
-    finds older images that became usable later (a finished download) with an anti-join.
+    finds older images that became usable later (a finished download) with an anti-join, and
+    closes the tasks of images quarantined since they were pooled.
     """
     rng = np.random.default_rng(seed)
     added = 0
@@ -190,108 +187,175 @@ def sync_pool(engine: Engine, kind: str = FILTER, *, full: bool = False, seed: i
         n, last_id = run_write(engine, tx)
         added += n
         if n == 0:
-            return added
+            break
+    if full:
+        # Close the tasks of images that stopped being usable (quarantined after pooling).
+        unusable = select(Image.id).where(Image.status != ImageStatus.ok)
+        run_write(engine, lambda s: s.execute(
+            update(LabelTask).where(LabelTask.kind == kind, LabelTask.target > 0, LabelTask.image_id.in_(unusable))
+            .values(target=0, is_open=False)))
+    if added >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
+        # Fresh statistics: planned against an "empty" label_task, PostgreSQL would sort the
+        # whole open set instead of walking the order index (seconds at a million rows).
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE label_task")
+    return added
 
 
 # -- leasing --------------------------------------------------------------------------------
+# The hot path (one next_task and one record_label per decision) runs prebuilt Core statements
+# on the session's connection: the ORM's per-object bookkeeping would cost more than the
+# queries themselves (the next-task goal is a few milliseconds at a million images).
 
-def _lock_task_row(s: Session, kind: str, image_id: int) -> LabelTask | None:
-    q = select(LabelTask).where(LabelTask.kind == kind, LabelTask.image_id == image_id)
-    if is_postgres(s):
-        q = q.with_for_update()
-    return s.exec(q).first()
+_T = LabelTask.__table__
+_A = TaskAssignment.__table__
+_b = bindparam
+
+_CONFIG = select(QueueConfig.__table__).where(QueueConfig.__table__.c.kind == _b("kind"))
+_TASK_ROW = select(_T.c.assigned, _T.c.target).where(_T.c.kind == _b("kind"), _T.c.image_id == _b("image_id"))
+_BUMP = (update(_T).where(_T.c.kind == _b("k"), _T.c.image_id == _b("img"))
+         .values(assigned=_T.c.assigned + _b("delta"), is_open=_T.c.assigned + _b("delta") < _T.c.target))
+_LAPSED = (select(_A.c.id, _A.c.image_id, _A.c.is_gold)
+           .where(_A.c.status == LEASED, _A.c.expires_at < _b("now"), _A.c.kind == _b("kind"))
+           .limit(RECLAIM_BATCH))
+_EXPIRE = (update(_A).where(_A.c.id == _b("ta_id"), _A.c.status == LEASED, _A.c.expires_at < _b("now"))
+           .values(status=EXPIRED))
+_LIVE = (select(_A).where(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
+                          _A.c.expires_at >= _b("now"))
+         .order_by(_A.c.leased_at.desc(), _A.c.id.desc()).limit(1))
+_TOUCH = update(_A).where(_A.c.id == _b("ta_id")).values(expires_at=_b("expires"))
+_OWN = select(_A.c.id, _A.c.status, _A.c.is_gold, _A.c.strategy, _A.c.model_version_id).where(_A.c.kind == _b("kind"), _A.c.image_id == _b("image_id"),
+                                                         _A.c.user_id == _b("user_id"))
+_SET_STATUS = update(_A).where(_A.c.id == _b("ta_id")).values(status=_b("new_status"), completed_at=_b("done_at"))
+# Open tasks this annotator has not had (an expired or released lease of theirs does not count).
+# Written as "(SELECT 1 ... LIMIT 1) IS NULL" rather than NOT EXISTS: PostgreSQL never turns a
+# LIMITed subquery into an anti-join, so the plan stays "walk the order index, probe the
+# annotator's assignment per row" whatever the table statistics say (a stale-statistics
+# anti-join plan materialises all of the annotator's assignments for every candidate).
+def _unseen_by_user(image_col):
+    return (select(literal(1)).where(TaskAssignment.kind == _b("q_kind"), TaskAssignment.image_id == image_col,
+                                     TaskAssignment.user_id == _b("q_user"), TaskAssignment.status.not_in(INACTIVE))
+            .limit(1).scalar_subquery().is_(None))
 
 
-def _bump(s: Session, kind: str, image_id: int, delta: int) -> None:
+_CANDIDATES = select(LabelTask.image_id).where(
+    LabelTask.kind == _b("q_kind"), LabelTask.is_open == True,  # noqa: E712 - SQL expression
+    _unseen_by_user(LabelTask.image_id),
+    # An image quarantined after it was pooled is passed over (sync_pool(full=True) closes it).
+    select(Image.status).where(Image.id == LabelTask.image_id).scalar_subquery() == ImageStatus.ok)
+
+
+def _lease_upsert(dialect_insert):
+    """Insert the lease, or re-lease this annotator's earlier (expired/released) row for the
+    image — the unique (kind, image_id, user_id) key allows one row per annotator and image."""
+    ins = dialect_insert(_A)
+    return ins.on_conflict_do_update(
+        index_elements=[_A.c.kind, _A.c.image_id, _A.c.user_id],
+        set_={c: ins.excluded[c] for c in ("status", "strategy", "model_version_id", "is_gold", "leased_at",
+                                           "expires_at", "completed_at")},
+    ).returning(_A.c.id)
+
+
+_UPSERT_LEASE = {"postgresql": _lease_upsert(postgresql.insert), "sqlite": _lease_upsert(sqlite.insert)}
+_GOLD_CANDIDATES = (select(GoldAnswer.image_id).join(Image, Image.id == GoldAnswer.image_id)
+                    .where(Image.status == ImageStatus.ok, _unseen_by_user(GoldAnswer.image_id)).limit(64))
+
+
+def _config_row(conn: Connection, kind: str) -> QueueConfig:
+    row = conn.execute(_CONFIG, {"kind": kind}).first()
+    return QueueConfig(**row._mapping) if row is not None else QueueConfig(kind=kind)
+
+
+def _lock_task_row(s: Session, kind: str, image_id: int):
+    """The image's queue row (assigned, target), locked on PostgreSQL; None if not pooled."""
+    q = _TASK_ROW.with_for_update() if is_postgres(s) else _TASK_ROW
+    return s.connection().execute(q, {"kind": kind, "image_id": image_id}).first()
+
+
+def _bump(conn: Connection, kind: str, image_id: int, delta: int) -> None:
     """Change `assigned` by delta and keep `is_open` in step (caller holds the row lock)."""
     if delta:
-        s.execute(update(LabelTask).where(LabelTask.kind == kind, LabelTask.image_id == image_id)
-                  .values(assigned=LabelTask.assigned + delta,
-                          is_open=LabelTask.assigned + delta < LabelTask.target))
+        conn.execute(_BUMP, {"k": kind, "img": image_id, "delta": delta})
 
 
-def reclaim_expired(s: Session, kind: str, now: datetime, limit: int = RECLAIM_BATCH) -> int:
-    """Turn lapsed leases into `expired` and give their slots back to the pool."""
-    rows = s.exec(select(TaskAssignment.id, TaskAssignment.image_id, TaskAssignment.is_gold)
-                  .where(TaskAssignment.status == LEASED, TaskAssignment.expires_at < now,
-                         TaskAssignment.kind == kind)
-                  .limit(limit)).all()
+def reclaim_expired(s: Session, kind: str, now: datetime) -> int:
+    """Turn lapsed leases (up to RECLAIM_BATCH per call) into `expired` and give their slots
+    back to the pool."""
+    conn, pg = s.connection(), is_postgres(s)
     n = 0
-    for ta_id, image_id, is_gold in rows:
-        if not is_gold and is_postgres(s):
+    for ta_id, image_id, is_gold in conn.execute(_LAPSED, {"now": now, "kind": kind}).all():
+        if not is_gold and pg:
             # Lock order label_task -> assignment; skip rows another transaction is working on.
-            locked = s.exec(select(LabelTask.image_id).where(LabelTask.kind == kind, LabelTask.image_id == image_id)
-                            .with_for_update(skip_locked=True)).first()
-            if locked is None:
+            if conn.execute(_TASK_ROW.with_for_update(skip_locked=True),
+                            {"kind": kind, "image_id": image_id}).first() is None:
                 continue
-        res = s.execute(update(TaskAssignment)
-                        .where(TaskAssignment.id == ta_id, TaskAssignment.status == LEASED,
-                               TaskAssignment.expires_at < now)
-                        .values(status=EXPIRED))
-        if res.rowcount == 1:
+        if conn.execute(_EXPIRE, {"ta_id": ta_id, "now": now}).rowcount == 1:
             n += 1
             if not is_gold:
-                _bump(s, kind, image_id, -1)
+                _bump(conn, kind, image_id, -1)
     return n
 
 
-def _own_assignment(s: Session, kind: str, image_id: int, user_id: int) -> TaskAssignment | None:
-    q = select(TaskAssignment).where(TaskAssignment.kind == kind, TaskAssignment.image_id == image_id,
-                                     TaskAssignment.user_id == user_id)
-    if is_postgres(s):
-        q = q.with_for_update()
-    return s.exec(q).first()
+def _own_assignment(s: Session, kind: str, image_id: int, user_id: int):
+    """(id, status, is_gold, strategy, model_version_id) of this annotator's assignment for the image, locked on PostgreSQL."""
+    q = _OWN.with_for_update() if is_postgres(s) else _OWN
+    return s.connection().execute(q, {"kind": kind, "image_id": image_id, "user_id": user_id}).first()
 
 
 def _lease(s: Session, *, kind: str, image_id: int, user_id: int, now: datetime, lease: timedelta,
-           strategy: str, model_version_id: int | None, is_gold: bool) -> TaskAssignment:
-    ta = _own_assignment(s, kind, image_id, user_id)  # an expired/released row of this user
-    if ta is None:
-        ta = TaskAssignment(kind=kind, image_id=image_id, user_id=user_id, expires_at=now + lease)
-        s.add(ta)
-    ta.status, ta.strategy, ta.model_version_id, ta.is_gold = LEASED, strategy, model_version_id, is_gold
-    ta.leased_at, ta.expires_at, ta.completed_at = now, now + lease, None
-    s.flush()
-    return ta
+           strategy: str, model_version_id: int | None, is_gold: bool) -> Task:
+    until = now + lease
+    ta_id = s.connection().execute(_UPSERT_LEASE[s.get_bind().dialect.name], {
+        "kind": kind, "image_id": image_id, "user_id": user_id, "status": LEASED, "strategy": strategy,
+        "model_version_id": model_version_id, "is_gold": is_gold, "leased_at": now, "expires_at": until,
+        "completed_at": None}).scalar_one()
+    return Task(ta_id, image_id, kind, strategy, model_version_id, is_gold, now, until)
 
 
-def _not_had_by(user_id: int, kind: str, image_col):
-    return ~exists().where(TaskAssignment.kind == kind, TaskAssignment.image_id == image_col,
-                           TaskAssignment.user_id == user_id, TaskAssignment.status.not_in(INACTIVE))
+def _take_statement(order: TaskOrder, pg: bool):
+    """One statement that picks the strategy's first open task and takes a slot of it:
+    UPDATE label_task SET assigned = assigned + 1 ... WHERE image_id = (first candidate)
+    RETURNING image_id. On PostgreSQL the candidate is locked with SKIP LOCKED, so concurrent
+    annotators take different rows instead of queueing on the same one."""
+    pick = order.order(_CANDIDATES).limit(1)
+    if pg:
+        pick = pick.with_for_update(of=_T, skip_locked=True)
+    return (update(_T)
+            .where(_T.c.kind == _b("k"), _T.c.image_id == pick.correlate(None).scalar_subquery())
+            .values(assigned=_T.c.assigned + 1, is_open=_T.c.assigned + 1 < _T.c.target)
+            .returning(_T.c.image_id))
 
 
 def _lease_from_pool(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta,
-                     order: TaskOrder) -> TaskAssignment | None:
-    candidates = select(LabelTask.image_id).where(
-        LabelTask.kind == kind, LabelTask.is_open == True,  # noqa: E712 - SQL expression
-        _not_had_by(user_id, kind, LabelTask.image_id))
-    q = order.order(candidates).limit(1)
-    if is_postgres(s):
-        q = q.with_for_update(of=LabelTask, skip_locked=True)
-    for _ in range(_PICK_ATTEMPTS):
-        image_id = s.exec(q).first()
-        if image_id is None:
-            return None
-        if s.exec(select(Image.status).where(Image.id == image_id)).first() != ImageStatus.ok:
-            # Quarantined or gone since it was pooled: close it and look again.
-            s.execute(update(LabelTask).where(LabelTask.kind == kind, LabelTask.image_id == image_id)
-                      .values(is_open=False, target=0))
-            continue
-        _bump(s, kind, image_id, +1)
-        return _lease(s, kind=kind, image_id=image_id, user_id=user_id, now=now, lease=lease,
-                      strategy=order.name, model_version_id=order.model_version_id, is_gold=False)
-    return None
+                     order: TaskOrder) -> Task | None:
+    stmt = _take_statement(order, is_postgres(s))
+    image_id = s.connection().execute(stmt, {"k": kind, "q_kind": kind, "q_user": user_id}).scalar()
+    if image_id is None:
+        return None
+    return _lease(s, kind=kind, image_id=image_id, user_id=user_id, now=now, lease=lease,
+                  strategy=order.name, model_version_id=order.model_version_id, is_gold=False)
 
 
-def _lease_gold(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta, rng: Rng) -> TaskAssignment | None:
+def _lease_gold(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta, rng: Rng) -> Task | None:
     # Gold sets are small (hundreds), so a random pick among the first few unseen is fine.
-    ids = list(s.exec(select(GoldAnswer.image_id).join(Image, Image.id == GoldAnswer.image_id)
-                      .where(Image.status == ImageStatus.ok, _not_had_by(user_id, kind, GoldAnswer.image_id))
-                      .limit(64)))
+    ids = s.connection().execute(_GOLD_CANDIDATES, {"q_kind": kind, "q_user": user_id}).scalars().all()
     if not ids:
         return None
     return _lease(s, kind=kind, image_id=rng.choice(ids), user_id=user_id, now=now, lease=lease,
                   strategy=GOLD_STRATEGY, model_version_id=None, is_gold=True)
+
+
+_last_reclaim: dict[tuple[str, str], datetime] = {}
+
+
+def _maybe_reclaim(s: Session, engine: Engine, kind: str, now: datetime) -> None:
+    """Reclaim lapsed leases at most once per RECLAIM_EVERY of `now` per process and queue:
+    leases last minutes, so a second's delay is invisible, and most calls save a query."""
+    key = (engine.url.render_as_string(hide_password=True), kind)
+    last = _last_reclaim.get(key)
+    if last is None or now < last or now - last >= RECLAIM_EVERY:
+        _last_reclaim[key] = now
+        reclaim_expired(s, kind, now)
 
 
 def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime | None = None,
@@ -304,22 +368,26 @@ def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime
     rng = rng or random
 
     def tx(s: Session) -> Task | None:
-        cfg = _config(s, kind)
+        conn = s.connection()
+        if is_postgres(s):
+            # A lease is disposable: losing the last few in a server crash only means those
+            # images are handed out again. Skipping the WAL flush wait saves ~5 ms per call.
+            # (Label writes keep synchronous commits: decisions are never at risk.)
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        cfg = _config_row(conn, kind)
         lease = timedelta(seconds=cfg.lease_seconds)
-        reclaim_expired(s, kind, now)
-        live = s.exec(select(TaskAssignment)
-                      .where(TaskAssignment.user_id == user_id, TaskAssignment.status == LEASED,
-                             TaskAssignment.kind == kind, TaskAssignment.expires_at >= now)
-                      .order_by(TaskAssignment.leased_at.desc(), TaskAssignment.id.desc()).limit(1)).first()
+        _maybe_reclaim(s, engine, kind, now)
+        live = conn.execute(_LIVE, {"user_id": user_id, "kind": kind, "now": now}).first()
         if live is not None:
-            live.expires_at = now + lease
-            return _task(live)
-        ta = None
+            conn.execute(_TOUCH, {"ta_id": live.id, "expires": now + lease})
+            return Task(live.id, live.image_id, live.kind, live.strategy, live.model_version_id,
+                        bool(live.is_gold), live.leased_at, now + lease)
+        task = None
         if cfg.gold_rate > 0 and rng.random() < cfg.gold_rate:
-            ta = _lease_gold(s, kind, user_id, now, lease, rng)
-        if ta is None:
-            ta = _lease_from_pool(s, kind, user_id, now, lease, make_strategy(cfg.strategy, s, cfg))
-        return _task(ta) if ta is not None else None
+            task = _lease_gold(s, kind, user_id, now, lease, rng)
+        if task is None:
+            task = _lease_from_pool(s, kind, user_id, now, lease, make_strategy(cfg.strategy, s, cfg))
+        return task
 
     return run_write(engine, tx)
 
@@ -331,12 +399,12 @@ def release_task(engine: Engine, user_id: int, assignment_id: int) -> bool:
         if ta is None or ta.user_id != user_id or ta.status != LEASED:
             return False
         _lock_task_row(s, ta.kind, ta.image_id)
-        ta = _own_assignment(s, ta.kind, ta.image_id, user_id)
-        if ta is None or ta.status != LEASED:
+        own = _own_assignment(s, ta.kind, ta.image_id, user_id)
+        if own is None or own.status != LEASED:
             return False
-        ta.status = RELEASED
-        if not ta.is_gold:
-            _bump(s, ta.kind, ta.image_id, -1)
+        s.connection().execute(_SET_STATUS, {"ta_id": own.id, "new_status": RELEASED, "done_at": None})
+        if not own.is_gold:
+            _bump(s.connection(), ta.kind, ta.image_id, -1)
         return True
 
     return run_write(engine, tx)
@@ -344,41 +412,43 @@ def release_task(engine: Engine, user_id: int, assignment_id: int) -> bool:
 
 # -- hooks used by labels.py inside its transaction ------------------------------------------
 
+def lock_task_row(s: Session, kind: str, image_id: int) -> None:
+    """Take the image's queue row lock first (PostgreSQL), keeping the global lock order."""
+    _lock_task_row(s, kind, image_id)
+
+
 def on_decision(s: Session, kind: str, image_id: int, user_id: int, answer: str, now: datetime) -> None:
     """A label was recorded: finish the annotator's assignment (skip gives the slot back)."""
-    ta = _own_assignment(s, kind, image_id, user_id)
-    if ta is None:
+    own = _own_assignment(s, kind, image_id, user_id)
+    if own is None:
         return
     new_status = SKIPPED if answer == Answer.skip else DONE
-    if ta.status == new_status:
+    if own.status == new_status:
         return
-    delta = int(new_status in COUNTING) - int(ta.status in COUNTING)
-    ta.status, ta.completed_at = new_status, now
-    if not ta.is_gold:
-        _bump(s, kind, image_id, delta)
+    conn = s.connection()
+    conn.execute(_SET_STATUS, {"ta_id": own.id, "new_status": new_status, "done_at": now})
+    if not own.is_gold:
+        _bump(conn, kind, image_id, int(new_status in COUNTING) - int(own.status in COUNTING))
 
 
 def on_retract(s: Session, kind: str, image_id: int, user_id: int, now: datetime) -> bool:
     """A label was undone: lease the image to the same annotator again so they re-decide it.
     False when that would exceed the overlap (their skip's slot was taken meanwhile)."""
-    ta = _own_assignment(s, kind, image_id, user_id)
-    if ta is None:
+    own = _own_assignment(s, kind, image_id, user_id)
+    if own is None:
         return False
-    task = s.get(LabelTask, (kind, image_id))
-    counted = ta.status in COUNTING
-    if not counted and not ta.is_gold and task is not None and task.assigned >= task.target:
+    conn = s.connection()
+    row = conn.execute(_TASK_ROW, {"kind": kind, "image_id": image_id}).first()
+    counted = own.status in COUNTING
+    if not counted and not own.is_gold and row is not None and row.assigned >= row.target:
         return False
-    ta.status, ta.completed_at = LEASED, None
-    ta.leased_at = now
-    ta.expires_at = now + timedelta(seconds=_config(s, kind).lease_seconds)
-    if not ta.is_gold and not counted:
-        _bump(s, kind, image_id, +1)
+    cfg = _config_row(conn, kind)
+    _lease(s, kind=kind, image_id=image_id, user_id=user_id, now=now,
+           lease=timedelta(seconds=cfg.lease_seconds), strategy=own.strategy,
+           model_version_id=own.model_version_id, is_gold=bool(own.is_gold))
+    if not own.is_gold and not counted:
+        _bump(conn, kind, image_id, +1)
     return True
-
-
-def lock_task_row(s: Session, kind: str, image_id: int) -> None:
-    """Take the image's queue row lock first (PostgreSQL), keeping the global lock order."""
-    _lock_task_row(s, kind, image_id)
 
 
 # -- gold -----------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ class RandomOrder:
     model_version_id: int | None = None
 
     def order(self, candidates: Select) -> Select:
-        return candidates.order_by(LabelTask.order_key, LabelTask.image_id)
+        # No tie-breaker column: ORDER BY exactly the index suffix keeps it a pure index walk.
+        return candidates.order_by(LabelTask.order_key)
 
 
 @dataclass(frozen=True)
