@@ -13,6 +13,8 @@ from rich.table import Table
 
 from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progress_bar
 from relcurate.cli import captions as captions_cli
+from relcurate.cli import export as export_cli
+from relcurate.cli import groups as groups_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import users as users_cli
 
@@ -23,6 +25,8 @@ console = Console(soft_wrap=True)
 
 app.add_typer(captions_cli.app, name="captions")
 app.add_typer(models_cli.app, name="models")
+app.add_typer(export_cli.app, name="export")
+app.add_typer(groups_cli.app, name="groups")
 
 
 @app.command()
