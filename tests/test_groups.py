@@ -272,3 +272,34 @@ def test_real_oversized_seed_groups_split_into_valid_parts(sqlite_workspace, see
     with read_scope(sqlite_workspace.engine) as s:
         assert groups.list_groups(s, needs_split=True) == []
         assert len(groups.list_groups(s, status=GroupStatus.split)) == 10
+
+
+def test_cli_list_split_compare(sqlite_workspace):
+    import json
+
+    from typer.testing import CliRunner
+
+    from relcurate.cli.groups import app
+
+    ws = sqlite_workspace
+    ids = add_images(ws, 14)
+    ann = create_user(ws.engine, "ann", "curator-pw", "curator")
+    bob = create_user(ws.engine, "bob", "curator-pw", "curator")
+    big = make(ws, ids[:12], created_by=ann.id)
+    make(ws, ids[12:], created_by=bob.id)
+    run = CliRunner().invoke
+    w = ["-w", str(ws.root)]
+    listed = run(app, ["list", "--needs-split", "--json", *w])
+    assert listed.exit_code == 0 and [json.loads(x)["id"] for x in listed.stdout.splitlines()] == [big]
+    dry = run(app, ["split", "--all-oversized", "--dry-run", *w])
+    assert dry.exit_code == 0 and f"#{big}: 12 images" in dry.stdout
+    with read_scope(ws.engine) as s:
+        assert s.get(SeedGroup, big).status == GroupStatus.draft  # dry run changed nothing
+    done = run(app, ["split", str(big), *w])
+    assert done.exit_code == 0 and "split into" in done.stdout
+    with read_scope(ws.engine) as s:
+        assert s.get(SeedGroup, big).status == GroupStatus.split
+    assert run(app, ["split", "--all-oversized", *w]).exit_code == 2  # nothing left to split
+    cmp = run(app, ["compare", "ann", "bob", "--universe", "union", "--json", *w])
+    assert cmp.exit_code == 0 and json.loads(cmp.stdout)["n_images"] == 14
+    assert run(app, ["compare", "ann", "nobody", *w]).exit_code == 2

@@ -31,6 +31,11 @@ def as_user(env, monkeypatch, name: str, page_path: str | None = "groups"):
     return open_app(ws, monkeypatch, name, f"{name}-password", page_path)
 
 
+def select_group(at, gid: int):
+    next(sb for sb in at.selectbox if sb.label == "Group").set_value(gid).run()
+    assert not at.exception and at.session_state[page.K_GROUP] == gid
+
+
 def members(ws, gid: int) -> list[int]:
     with read_scope(ws.engine) as s:
         return groups.member_ids(s, gid)
@@ -81,7 +86,7 @@ def test_more_like_this_group_and_the_also_in_listing(env, monkeypatch):
         gid = groups.create_group(s, "blues", [ids["blue0"], ids["blue1"]], created_by=users["cur"]).id
         other = groups.create_group(s, "elsewhere", [ids["blue2"]], created_by=users["cur"]).id
     at = as_user(env, monkeypatch, "cur")
-    at.selectbox(key=page.K_GROUP).set_value(gid).run()
+    select_group(at, gid)
     at.radio(key=page.K_MODE).set_value(page.MODES[1]).run()
     assert not at.exception
     suggested = [b.key for b in at.button if b.key and b.key.startswith("grp_add_centroid_")]
@@ -104,7 +109,7 @@ def test_split_an_oversized_group(env, monkeypatch):
     with session_scope(ws.engine) as s:
         gid = groups.create_group(s, "too big", twelve, created_by=users["cur"]).id
     at = as_user(env, monkeypatch, "cur")
-    at.selectbox(key=page.K_GROUP).set_value(gid).run()
+    select_group(at, gid)
     assert any("split it below" in as_displayed(w.value) for w in at.warning)
     at.radio(key=f"grp_split_method_{gid}").set_value("by similarity").run()
     at.button(key="grp_split").click().run()
@@ -125,7 +130,7 @@ def test_members_of_a_verified_group_are_fixed(env, monkeypatch):
         c = captions.add_group_caption(s, gid, "A {Animal} resting on {Object} in the garden.", source="human")
         captions.review_caption(s, c.id, "accept", user_id=None)
     at = as_user(env, monkeypatch, "cur")
-    at.selectbox(key=page.K_GROUP).set_value(gid).run()
+    select_group(at, gid)
     assert at.button(key=f"grp_remove_{ids['green2']}").disabled
     assert "members are fixed" in shown_text(at)
     at.button(key="grp_to_draft").click().run()

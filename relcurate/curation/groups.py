@@ -446,7 +446,8 @@ def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]],
     the group's current caption (accepted, else the newest not rejected) as a *proposed* caption,
     because a reviewer must confirm it still fits each part. Parts whose images are all usable
     become complete (captioned with a caption); the others stay draft. The original becomes
-    ``split``; the parts' source is ``split:<original id>``."""
+    ``split``; the parts' source is ``split:<original id>``, their creator `created_by` (the
+    person splitting), by default the original's creator."""
     group = get_group(session, group_id, lock=True)
     if group.status == GroupStatus.split:
         raise GroupError(f"group #{group_id} was already split")
@@ -479,7 +480,8 @@ def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]],
         name = names[n] if names is not None else f"{group.name} ({n + 1}/{len(parts)})"
         ok = not member_problems(session, part)
         child = create_group(session, name, part, status=GroupStatus.complete if ok else GroupStatus.draft,
-                             note=group.note, source=f"{SPLIT_SOURCE_PREFIX}{group.id}", created_by=created_by)
+                             note=group.note, source=f"{SPLIT_SOURCE_PREFIX}{group.id}",
+                             created_by=group.created_by if created_by is None else created_by)
         if caption is not None:
             add_group_caption(session, child.id, caption.text, source="split", user_id=created_by,
                               model_version_id=caption.model_version_id)

@@ -23,8 +23,8 @@ from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.registry import PageContext
 
-PAGE_SIZE = 12
-COLUMNS = 6
+PAGE_SIZE = 15
+COLUMNS = 5
 ALL = "all"
 MODES = ("Browse", "More like this group", "Like one image")
 MANUAL_TARGETS = {  # status buttons the curator gets (captioned/verified follow the captions)
@@ -120,12 +120,18 @@ def _picker(ctx: PageContext) -> int | None:
             try:  # keep the group being edited in the list even when the filter hides it
                 listed.append(gr.group_summary(s, selected))
             except gr.GroupError:
-                st.session_state[K_GROUP] = None
+                pass  # gone: the selectbox falls back to "none" below
     labels = {g.id: _group_label(g) for g in listed}
-    c2.selectbox("Group", [None, *labels], key=K_GROUP, placeholder="choose a group or start one from an image",
-                 format_func=lambda gid: "—" if gid is None else labels[gid])
+    options = [None, *labels]
+    # Not a keyed widget: the browser keeps a selectbox's value as its *label*, and ours change
+    # (member count, status), which would drop the selection. The page keeps the id instead.
+    chosen = c2.selectbox("Group", options, index=options.index(selected) if selected in options else 0,
+                          format_func=lambda gid: "— choose a group, or start one from an image —"
+                          if gid is None else labels[gid])
+    if chosen != selected:
+        st.session_state[K_GROUP] = chosen
     c3.button("New empty group", key="grp_new", icon=":material/add:", on_click=_new_empty, args=(ctx,))
-    return st.session_state.get(K_GROUP)
+    return chosen
 
 
 def _details(ctx: PageContext, g: gr.GroupSummary) -> None:
@@ -143,16 +149,18 @@ def _member_tile(ctx: PageContext, g: gr.GroupSummary, card: ImageCard, pos: int
     with st.container(border=True):
         _thumb(card)
         _in_groups(refs)
-        b = st.columns(4, gap="small")
-        b[0].button("", key=f"grp_left_{card.id}", icon=":material/arrow_back:", help="Move earlier",
-                    disabled=not editable or pos == 0, on_click=_act, args=(ctx, gr.move_member, g.id, card.id, pos - 1))
-        b[1].button("", key=f"grp_right_{card.id}", icon=":material/arrow_forward:", help="Move later",
-                    disabled=not editable or pos == n - 1,
-                    on_click=_act, args=(ctx, gr.move_member, g.id, card.id, pos + 1))
-        b[2].button("", key=f"grp_remove_{card.id}", icon=":material/close:", help="Remove from the group",
-                    disabled=not editable, on_click=_act, args=(ctx, gr.remove_members, g.id, [card.id]))
-        b[3].button("", key=f"grp_similar_{card.id}", icon=":material/image_search:", help="Images like this one",
-                    on_click=_like, args=(card.id,))
+        with st.container(horizontal=True, gap="small"):
+            st.button("", key=f"grp_left_{card.id}", icon=":material/arrow_back:", help="Move earlier",
+                      type="tertiary", disabled=not editable or pos == 0,
+                      on_click=_act, args=(ctx, gr.move_member, g.id, card.id, pos - 1))
+            st.button("", key=f"grp_right_{card.id}", icon=":material/arrow_forward:", help="Move later",
+                      type="tertiary", disabled=not editable or pos == n - 1,
+                      on_click=_act, args=(ctx, gr.move_member, g.id, card.id, pos + 1))
+            st.button("", key=f"grp_remove_{card.id}", icon=":material/delete:", help="Remove from the group",
+                      type="tertiary", disabled=not editable,
+                      on_click=_act, args=(ctx, gr.remove_members, g.id, [card.id]))
+            st.button("", key=f"grp_similar_{card.id}", icon=":material/image_search:", type="tertiary",
+                      help="Images like this one", on_click=_like, args=(card.id,))
 
 
 def _like(image_id: int) -> None:
@@ -186,12 +194,12 @@ def _group_panel(ctx: PageContext, gid: int) -> tuple[list[int], bool]:
         if not editable:
             st.info(f"A {g.status} group's members are fixed; move it back to draft to change them.")
         _details(ctx, g)
-        buttons = [t for t in MANUAL_TARGETS if t in gr.allowed_transitions(g.status)]
-        cols = st.columns(max(len(buttons), 1) + 3)
-        for col, target in zip(cols, buttons):
-            label, icon = MANUAL_TARGETS[target]
-            col.button(label, key=f"grp_to_{target}", icon=icon, on_click=_act,
-                       args=(ctx, gr.set_status, gid, target), kwargs={"done": f"Group #{gid} is {target}."})
+        with st.container(horizontal=True, gap="small"):
+            for target in (t for t in MANUAL_TARGETS if t in gr.allowed_transitions(g.status)
+                           and (t != GroupStatus.complete or g.status == GroupStatus.draft)):
+                label, icon = MANUAL_TARGETS[target]
+                st.button(label, key=f"grp_to_{target}", icon=icon, on_click=_act,
+                          args=(ctx, gr.set_status, gid, target), kwargs={"done": f"Group #{gid} is {target}."})
         if not cards:
             st.info("No images yet: add some from the candidates below.")
         for row in range(0, len(cards), COLUMNS):
@@ -276,16 +284,16 @@ def _candidate_grid(ctx: PageContext, section: str, cards: list[ImageCard], gid:
                 if extra and extra.get(card.id):
                     st.caption(extra[card.id])
                 _in_groups(refs.get(card.id, []))
-                b1, b2 = st.columns(2, gap="small")
-                if gid is not None:
-                    b1.button("Add", key=f"grp_add_{section}_{card.id}", icon=":material/add:",
-                              disabled=not can_add or card.id in members or card.status != "ok",
-                              on_click=_add, args=(ctx, gid, card.id))
-                else:
-                    b1.button("Start group", key=f"grp_start_{section}_{card.id}", icon=":material/add_circle:",
-                              disabled=card.status == "quarantined", on_click=_start, args=(ctx, card.id))
-                b2.button("", key=f"grp_like_{section}_{card.id}", icon=":material/image_search:",
-                          help="Images like this one", on_click=_like, args=(card.id,))
+                with st.container(horizontal=True, gap="small"):
+                    if gid is not None:
+                        st.button("Add", key=f"grp_add_{section}_{card.id}", icon=":material/add:",
+                                  disabled=not can_add or card.id in members or card.status != "ok",
+                                  on_click=_add, args=(ctx, gid, card.id))
+                    else:
+                        st.button("Start group", key=f"grp_start_{section}_{card.id}", icon=":material/add_circle:",
+                                  disabled=card.status == "quarantined", on_click=_start, args=(ctx, card.id))
+                    st.button("", key=f"grp_like_{section}_{card.id}", icon=":material/image_search:",
+                              type="tertiary", help="Images like this one", on_click=_like, args=(card.id,))
 
 
 def _neighbour_notes(neigh: list[gs.Neighbour]) -> dict[int, str]:

@@ -1,0 +1,173 @@
+"""One real-browser flow (Debian Chromium driven by Playwright, Streamlit server on loopback):
+a curator builds a group of three, writes a caption with a leaking word, sees the checker's
+warning while typing, fixes it and accepts it with the keyboard shortcut.
+
+Skips with a reason when /usr/bin/chromium or the playwright package is missing (never run
+`playwright install`: it downloads). Set RELCURATE_SCREENSHOTS=DIR to keep screenshots.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from group_fixtures import APP, populate
+from relcurate.accounts import create_user
+from relcurate.curation import captions, groups
+from relcurate.db.engine import read_scope
+from relcurate.workspace import Workspace
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REPO = Path(__file__).resolve().parents[1]
+LEAKY = "A {Fruit} shown next to a teapot on a {Surface}."  # "teapot" names what red1 shows
+CLEAN = "A {Fruit} shown next to an {Object} on a {Surface}."
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def playwright_sync():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/setup-browser does it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (requirements-dev.txt pins it)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, playwright_sync):
+    tmp = tmp_path_factory.mktemp("browser")
+    ws = Workspace.init(tmp / "ws")
+    ids = populate(ws, tmp)
+    create_user(ws.engine, "cur", "curator-password", "curator")
+    port = _free_port()
+    env = {**os.environ, "RELCURATE_WORKSPACE": str(ws.root), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+        time.sleep(0.2)
+    yield url, ws, ids
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    ws.engine.dispose()
+
+
+@pytest.fixture
+def browser_page(server, playwright_sync):
+    with playwright_sync() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
+        pg.set_default_timeout(30_000)
+        try:
+            yield pg
+        finally:
+            shot(pg, "last")  # with RELCURATE_SCREENSHOTS: the state at the end (or failure)
+            browser.close()
+
+
+def shot(pg, name: str) -> None:
+    folder = os.environ.get("RELCURATE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def idle(pg) -> None:
+    pg.wait_for_selector(IDLE)
+
+
+def click_key(pg, key: str) -> None:
+    """Click the button Streamlit rendered for widget `key` (its container has class st-key-KEY)."""
+    pg.locator(f".st-key-{key} button").first.click()
+
+
+def test_build_group_fix_leaking_caption_accept(server, browser_page):
+    url, ws, ids = server
+    pg = browser_page
+    pg.goto(url)
+    pg.get_by_role("textbox", name="Username").fill("cur")
+    pg.get_by_role("textbox", name="Password").fill("curator-password")
+    pg.get_by_role("button", name="Sign in").click()
+    # Navigate inside the app (a full page load would start a new, signed-out session).
+    pg.locator('[data-testid="stSidebarNav"] a', has_text="Seed groups").click()
+    pg.get_by_role("heading", name="Seed groups").wait_for()
+    idle(pg)
+
+    click_key(pg, f"grp_start_browse_{ids['red0']}")
+    pg.get_by_text("Started a group from image").wait_for()
+    idle(pg)
+    for key in ("red1", "red2"):
+        click_key(pg, f"grp_add_browse_{ids[key]}")
+        pg.get_by_text(f"Added image #{ids[key]}").wait_for()
+        idle(pg)
+    click_key(pg, "grp_to_complete")
+    pg.get_by_text("is complete").wait_for()
+    idle(pg)
+    shot(pg, "1-group-builder")
+    with read_scope(ws.engine) as s:
+        gid = groups.list_groups(s)[-1].id
+        assert groups.member_ids(s, gid) == [ids["red0"], ids["red1"], ids["red2"]]
+
+    pg.locator('[data-testid="stSidebarNav"] a', has_text="Caption review").click()
+    pg.get_by_role("heading", name="Caption review").wait_for()
+    idle(pg)
+    pg.locator(".st-key-rev_queue").click()
+    pg.get_by_role("option", name="uncaptioned").click()
+    idle(pg)
+    box = pg.locator(f".st-key-rev_text_new_{gid} input")
+    box.click()
+    box.press_sequentially(LEAKY, delay=5)  # letters a/e/x/n/p must not fire the page's shortcuts
+    warning = pg.locator('[data-testid="stAlert"]', has_text="teapot")
+    warning.wait_for()  # live: appears after a pause in typing, no Enter needed
+    assert "alt_text_leak" in warning.inner_text()
+    shot(pg, "2-leak-warning")
+    box.press("Control+a")
+    box.press_sequentially(CLEAN, delay=5)
+    pg.get_by_text("The anonymity check found nothing.").wait_for()
+    idle(pg)
+    with read_scope(ws.engine) as s:
+        assert captions.current_caption(s, gid) is None  # typing alone wrote nothing
+    pg.locator("h1").first.click()  # leave the text box, then use the keyboard shortcut
+    pg.keyboard.press("a")
+    pg.get_by_text(f"Accepted the caption of group #{gid}").wait_for()
+    idle(pg)
+    shot(pg, "3-accepted")
+    with read_scope(ws.engine) as s:
+        assert captions.accepted_caption(s, gid) == CLEAN
+        c = captions.current_caption(s, gid)
+        assert [e.action for e in captions.history(s, c.id)] == ["propose", "accept"]
