@@ -59,6 +59,21 @@ def test_membership_edits_keep_positions_contiguous(workspace):
             groups.move_member(s, gid, e, 0)
 
 
+def test_starting_twice_reuses_the_users_draft(sqlite_workspace):
+    ws = sqlite_workspace
+    a, b = add_images(ws, 2)
+    uid = create_user(ws.engine, "cur", "curator-pw", "curator").id
+    with session_scope(ws.engine) as s:
+        first = groups.start_group(s, a, created_by=uid).id
+        assert groups.start_group(s, a, created_by=uid).id == first  # double click
+        assert groups.start_group(s, b, created_by=uid).id != first
+        empty = groups.new_empty_group(s, created_by=uid).id
+        assert groups.new_empty_group(s, created_by=uid).id == empty
+        groups.add_members(s, first, [b])
+        assert groups.start_group(s, a, created_by=uid).id != first  # that draft has moved on
+        assert groups.start_group(s, a).id != groups.start_group(s, a).id  # no user: no reuse
+
+
 def test_quarantined_unknown_and_pending_images(sqlite_workspace):
     ok = add_images(sqlite_workspace, 2)
     bad = add_images(sqlite_workspace, 1, ImageStatus.quarantined)
@@ -214,8 +229,10 @@ def test_split_group_rules_and_result(workspace):
                                                             CaptionStatus.proposed)]
         assert [len(groups.member_ids(s, c)) for c in children] == [6, 6]
     with session_scope(workspace.engine) as s:
+        again = groups.split_group(s, gid, groups.suggest_split(ok))  # a double click: same parts
+        assert [k.id for k in again] == children
         with pytest.raises(GroupError, match="already split"):
-            groups.split_group(s, gid, [ok[:6], ok[6:]])
+            groups.split_group(s, gid, [ok[:4], ok[4:]])
 
 
 def test_split_keeps_parts_with_pending_images_as_drafts(sqlite_workspace):

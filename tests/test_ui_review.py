@@ -152,3 +152,25 @@ def test_per_image_caption_sample(env, monkeypatch):
         accepted = [c for c in cids if captions.history(s, c)[-1].action == "accept"]
     assert accepted == [sample[0]] and first in (None, sample[0])
     assert "2 of 3" in shown_text(at)  # moved on within the same sample
+
+
+@pytest.mark.slow
+def test_propose_with_the_registered_captioner(env, monkeypatch):
+    """With a captioner model registered, the page offers it; its caption is proposed, then reviewed."""
+    from model_fixtures import tiny_qwen_path
+    from relcurate.db.models import ModelKind, ModelVersion
+
+    ws, ids, _ = env
+    gid = complete_group(ws, ids, "red")
+    with session_scope(ws.engine) as s:
+        s.add(ModelVersion(kind=ModelKind.captioner, name="tiny", base_model=str(tiny_qwen_path("real"))))
+    at = open_review(env, monkeypatch)
+    at.selectbox(key=page.K_QUEUE).set_value("uncaptioned").run()
+    assert "No captioner model is configured" not in shown_text(at)
+    at.button(key="rev_propose").click().run()
+    assert not at.exception and "The captioner proposed a caption" in shown_text(at)
+    with read_scope(ws.engine) as s:
+        c = captions.current_caption(s, gid)
+        assert (c.source, c.status, c.model_version_id) == ("model", "proposed", 1)
+    at.selectbox(key=page.K_QUEUE).set_value("to review").run()  # it left "uncaptioned"
+    assert at.text_input(key=editor_key(at)).value == c.text  # the editor holds the proposal

@@ -198,10 +198,34 @@ def create_group(session: Session, name: str, image_ids: Sequence[int], *, statu
     return group
 
 
+def _open_draft_with(session: Session, created_by: int, image_ids: Sequence[int]) -> SeedGroup | None:
+    """This user's draft whose members are exactly `image_ids` (in order), if any."""
+    for g in session.exec(select(SeedGroup).where(SeedGroup.created_by == created_by,
+                                                  SeedGroup.status == GroupStatus.draft)
+                          .order_by(SeedGroup.id.desc())):
+        if member_ids(session, g.id) == list(image_ids):
+            return g
+    return None
+
+
 def start_group(session: Session, image_id: int, *, name: str | None = None,
                 created_by: int | None = None) -> SeedGroup:
-    """A draft group seeded with one image ("start a group from any image")."""
+    """A draft group seeded with one image ("start a group from any image"). Idempotent per
+    user: if they already have a draft holding just this image (a double click), that one."""
+    if created_by is not None:
+        existing = _open_draft_with(session, created_by, [image_id])
+        if existing is not None:
+            return existing
     return create_group(session, name or f"group from image #{image_id}", [image_id], created_by=created_by)
+
+
+def new_empty_group(session: Session, *, created_by: int | None = None, name: str = "untitled group") -> SeedGroup:
+    """An empty draft; a user's existing empty draft is reused rather than piling up more."""
+    if created_by is not None:
+        existing = _open_draft_with(session, created_by, [])
+        if existing is not None:
+            return existing
+    return create_group(session, name, [], created_by=created_by)
 
 
 def allowed_transitions(status: str) -> frozenset[str]:
@@ -449,10 +473,14 @@ def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]],
     ``split``; the parts' source is ``split:<original id>``, their creator `created_by` (the
     person splitting), by default the original's creator."""
     group = get_group(session, group_id, lock=True)
+    parts = [list(p) for p in parts]
     if group.status == GroupStatus.split:
+        kids = list(session.exec(select(SeedGroup).where(SeedGroup.source == f"{SPLIT_SOURCE_PREFIX}{group_id}")
+                                 .order_by(SeedGroup.id)))
+        if [member_ids(session, k.id) for k in kids] == parts:
+            return kids  # the same split again (a double click): nothing to do
         raise GroupError(f"group #{group_id} was already split")
     members = member_ids(session, group_id)
-    parts = [list(p) for p in parts]
     if len(parts) < 2 and not allow_leftovers:
         raise GroupError("a split needs at least two parts")
     seen: set[int] = set()

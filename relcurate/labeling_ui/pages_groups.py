@@ -61,8 +61,7 @@ def _start(ctx: PageContext, image_id: int) -> None:
 
 
 def _new_empty(ctx: PageContext) -> None:
-    _act(ctx, gr.create_group, "untitled group", [], created_by=ctx.user.id, select=True,
-         done="Created an empty draft group.")
+    _act(ctx, gr.new_empty_group, created_by=ctx.user.id, select=True, done="Opened an empty draft group.")
 
 
 def _split(ctx: PageContext, gid: int, parts: list[list[int]]) -> None:
