@@ -289,6 +289,12 @@ def test_real_oversized_seed_groups_split_into_valid_parts(sqlite_workspace, see
     with read_scope(sqlite_workspace.engine) as s:
         assert groups.list_groups(s, needs_split=True) == []
         assert len(groups.list_groups(s, status=GroupStatus.split)) == 10
+        verified = groups.list_groups(s, status=GroupStatus.verified)[0].id
+        cap = captions.current_caption(s, verified)
+    with session_scope(sqlite_workspace.engine) as s:  # rejecting an imported caption
+        captions.review_caption(s, cap.id, "reject", user_id=None, reason="too specific")
+        # its images are still to be downloaded, so the group cannot be complete: back to draft
+        assert s.get(SeedGroup, verified).status == GroupStatus.draft
 
 
 def test_cli_list_split_compare(sqlite_workspace):

@@ -254,7 +254,8 @@ def set_status(session: Session, group_id: int, status: str) -> SeedGroup:
 
 def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
     """After a caption change: complete/captioned/verified follow the group's captions
-    (accepted -> verified, else any proposed -> captioned, else complete). Other states stay."""
+    (accepted -> verified, else any proposed -> captioned, else complete; a group whose members
+    are not all usable moves only down, to draft). Other states stay."""
     group = get_group(session, group_id, lock=True)
     if group.status not in (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified):
         return group
@@ -265,8 +266,12 @@ def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
         target = GroupStatus.captioned
     else:
         target = GroupStatus.complete
-    if target != group.status and (target == GroupStatus.complete
-                                   or not member_problems(session, member_ids(session, group_id))):
+    if target == group.status:
+        return group
+    if member_problems(session, member_ids(session, group_id)):
+        # e.g. an imported group whose images are still downloads: it cannot be complete either
+        target = GroupStatus.draft if target == GroupStatus.complete else group.status
+    if target != group.status:
         _touch(group, status=target)
         session.add(group)
     return group
