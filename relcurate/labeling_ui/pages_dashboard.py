@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from relcurate.curation.stats import workspace_stats
+from relcurate.labeling_ui.labeling_dashboard import render_labeling_section
 from relcurate.labeling_ui.registry import PageContext
 
 
@@ -61,3 +62,5 @@ def render(ctx: PageContext) -> None:
         else:
             st.caption("Nothing quarantined.")
         st.caption("Details per file are on the Quarantine page.")
+
+    render_labeling_section(ctx)  # queues, throughput, agreement (labeling_dashboard.py)

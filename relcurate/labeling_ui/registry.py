@@ -50,7 +50,10 @@ PAGES: list[PageSpec] = [
     PageSpec("quarantine", "Quarantine", ":material/report:", f"{_UI}.pages_quarantine:render", "view_dashboard"),
     PageSpec("groups", "Seed groups", ":material/workspaces:", f"{_UI}.pages_groups:render", "curate", "Curation"),
     PageSpec("review", "Caption review", ":material/rate_review:", f"{_UI}.pages_review:render", "review", "Curation"),
+    PageSpec("filter", "Filter labeling", ":material/rule:", f"{_UI}.pages_filter:render", "label", "Labeling"),
+    PageSpec("adjudicate", "Adjudication", ":material/gavel:", f"{_UI}.pages_adjudicate:render", "adjudicate", "Labeling"),
     PageSpec("users", "Users", ":material/manage_accounts:", f"{_UI}.pages_admin:render", "manage_users", "Admin"),
+    PageSpec("label-setup", "Labeling setup", ":material/tune:", f"{_UI}.pages_label_admin:render", "manage_users", "Admin"),
 ]
 
 

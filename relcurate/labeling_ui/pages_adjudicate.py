@@ -1,0 +1,86 @@
+"""Adjudication (reviewers): images whose annotators disagree, one at a time; the reviewer's
+Yes / No (keys Y, N) overrides the majority in the consensus label. Later (L) passes over an
+image for this session.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from relcurate.curation import agreement, labels
+from relcurate.curation.browse import get_image
+from relcurate.curation.ui_queries import display_bytes
+from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.registry import PageContext
+
+K_AFTER = "adjudicate_after"  # image id passed over with "Later" (the queue is ordered by id)
+K_NOTE = "adjudicate_note"
+K_FLASH = "adjudicate_flash"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _large(original: str | None, thumb: str | None) -> bytes | None:
+    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
+
+
+def _decide(ctx: PageContext, image_id: int, answer: str) -> None:
+    note = st.session_state.get(K_NOTE, "")
+    # One decision per disputed image through this page: a double click repeats the same key.
+    agreement.adjudicate(ctx.ws.engine, image_id=image_id, user_id=ctx.user.id, answer=answer,
+                         note=note.strip() or None, request_id=f"adj:{image_id}")
+    st.session_state[K_NOTE] = ""
+    st.session_state[K_FLASH] = f"Image {image_id}: decided {answer}."
+
+
+def _later(image_id: int) -> None:
+    st.session_state[K_AFTER] = image_id
+
+
+def _restart() -> None:
+    st.session_state[K_AFTER] = 0
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Adjudication")
+    flash = st.session_state.pop(K_FLASH, None)
+    if flash:
+        st.success(escape_md(flash))
+    pending = agreement.count_disputes(ctx.ws.engine)
+    st.caption(f"{pending} disputed image{'s' if pending != 1 else ''} waiting")
+    after = int(st.session_state.get(K_AFTER, 0))
+    todo = agreement.disputes(ctx.ws.engine, limit=1, after_image_id=after)
+    if not todo:
+        if after and pending:
+            st.info("You passed over the remaining disputes.")
+            st.button("Start again from the first", key="adjudicate_restart", on_click=_restart)
+        else:
+            st.success("No disagreements to resolve.")
+        return
+    dispute = todo[0]
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        card = get_image(ctx.ws, dispute.image_id)
+        data = _large(str(card.original) if card and card.original else None,
+                      str(card.thumb) if card and card.thumb else None) if card else None
+        if data:
+            st.image(data, width="stretch", alt=card.alt_text or "")
+        else:
+            st.info("This image cannot be shown.")
+        if card is not None and card.alt_text:
+            st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
+    with right:
+        st.markdown(f"**{labels.FILTER_QUESTION}**")
+        st.caption(f"image {dispute.image_id} · {dispute.yes} yes / {dispute.no} no")
+        # A dataframe draws usernames as plain text, never markup.
+        st.dataframe(pd.DataFrame(sorted(dispute.votes.items()), columns=["annotator", "answer"]),
+                     hide_index=True, width="stretch")
+        st.text_input("Note (optional)", key=K_NOTE, max_chars=500)
+        c = st.columns(3)
+        c[0].button("Yes", key="adjudicate_yes", shortcut="Y", type="primary", width="stretch",
+                    on_click=_decide, args=(ctx, dispute.image_id, "yes"))
+        c[1].button("No", key="adjudicate_no", shortcut="N", type="primary", width="stretch",
+                    on_click=_decide, args=(ctx, dispute.image_id, "no"))
+        c[2].button("Later", key="adjudicate_later", shortcut="L", width="stretch",
+                    on_click=_later, args=(dispute.image_id,))

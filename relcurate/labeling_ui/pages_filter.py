@@ -1,0 +1,144 @@
+"""Filter labeling: one large image, the paper's question, Yes / No / Skip (keys Y, N, S), Undo (U).
+
+Decisions run in `on_click` callbacks, which Streamlit executes before the script body, so the
+same rerun already asks the queue for (and shows) the next image. Each button carries the shown
+task's request id, bound when the page was drawn: a double click or a repeated key press on one
+shown image repeats that id, and the store applies it once (see curation/labels.py).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from relcurate.curation import labels, queue
+from relcurate.curation.browse import get_image
+from relcurate.curation.guidelines import list_examples
+from relcurate.curation.ui_queries import display_bytes, thumbnail_bytes
+from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.registry import PageContext
+
+K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
+K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead time)
+K_FLASH = "filter_flash"
+SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
+UNDO_KEY = "U"
+SYNC_EVERY_S = 30
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _large(original: str | None, thumb: str | None) -> bytes | None:
+    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
+
+
+@st.cache_data(ttl=SYNC_EVERY_S, show_spinner=False)
+def _sync(root: str, db_url: str) -> int:
+    """Pool newly ingested images, at most every SYNC_EVERY_S per process (cheap when none)."""
+    from relcurate.labeling_ui.resources import workspace_at
+
+    return queue.sync_pool(workspace_at(root).engine)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _project_progress(root: str, db_url: str) -> tuple[int, int]:
+    from relcurate.labeling_ui.resources import workspace_at
+
+    sizes = queue.queue_sizes(workspace_at(root).engine)
+    return sizes["decisions_done"], sizes["decisions_needed"]
+
+
+def _decide(ctx: PageContext, task: queue.Task, answer: str) -> None:
+    shown = st.session_state.get(K_SHOWN, {}).get(task.request_id)
+    lead_ms = int((time.time() - shown) * 1000) if shown else None
+    try:
+        res = labels.record_label(ctx.ws.engine, image_id=task.image_id, user_id=ctx.user.id, answer=answer,
+                                  request_id=task.request_id, lead_time_ms=lead_ms)
+    except labels.LabelError as exc:
+        st.session_state[K_FLASH] = str(exc)
+        return
+    if not res.duplicate:
+        st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+
+
+def _undo(ctx: PageContext, label_id: int) -> None:
+    stack: list[int] = st.session_state.setdefault(K_UNDO, [])
+    res = labels.undo_label(ctx.ws.engine, user_id=ctx.user.id, label_id=label_id)
+    if label_id in stack:  # a double press finds it gone already
+        stack.remove(label_id)
+    if not res.undone and res.reason != "already undone":
+        st.session_state[K_FLASH] = f"Could not undo: {res.reason}."
+
+
+def _guidelines(ctx: PageContext) -> None:
+    examples = list_examples(ctx.ws.engine)
+    with st.expander("Guidelines", icon=":material/help:"):
+        st.markdown("Answer **Yes** when the image shows a relation, logic or structure that another image "
+                    "could share with different objects (a visual pun, a layout, a transformation, an "
+                    "analogy); **No** for an ordinary photo of things; **Skip** if you cannot tell.")
+        if not examples:
+            st.caption("No example images pinned yet.")
+            return
+        for answer, title in (("yes", "Clear Yes"), ("no", "Clear No")):
+            chosen = [e for e in examples if e.answer == answer]
+            if not chosen:
+                continue
+            st.markdown(f"**{title}**")
+            cols = st.columns(4)
+            for i, ex in enumerate(chosen[:8]):
+                card = get_image(ctx.ws, ex.image_id)
+                data = thumbnail_bytes(card.thumb) if card else None
+                with cols[i % 4]:
+                    if data:
+                        st.image(data, width="stretch")
+                    if ex.note:
+                        st.caption(escape_md(ex.note, max_len=200))
+
+
+def _progress(ctx: PageContext) -> None:
+    mine = labels.user_counts(ctx.ws.engine, ctx.user.id)
+    done, needed = _project_progress(str(ctx.ws.root), ctx.ws.db_url)
+    st.caption(f"Mine: {mine['yes']} yes · {mine['no']} no · {mine['skip']} skipped")
+    if needed:
+        st.progress(min(1.0, done / needed), text=f"Project: {done:,} of {needed:,} decisions")
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Filter labeling")
+    _sync(str(ctx.ws.root), ctx.ws.db_url)
+    flash = st.session_state.pop(K_FLASH, None)
+    if flash:
+        st.warning(escape_md(flash))
+    task = queue.next_task(ctx.ws.engine, ctx.user.id)
+    stack: list[int] = st.session_state.get(K_UNDO, [])
+
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        st.markdown(f"#### {labels.FILTER_QUESTION}")
+        row = st.columns(3)
+        for col, (answer, key) in zip(row, SHORTCUTS.items()):
+            col.button(answer.capitalize(), key=f"filter_{answer}", shortcut=key, width="stretch",
+                       type="primary" if answer != "skip" else "secondary",
+                       on_click=_decide, args=(ctx, task, answer), disabled=task is None)
+        st.button("Undo", key="filter_undo", shortcut=UNDO_KEY, icon=":material/undo:",
+                  on_click=_undo, args=(ctx, stack[-1] if stack else -1), disabled=not stack,
+                  help="Take back your last decision in this session")
+        _progress(ctx)
+        _guidelines(ctx)
+
+    with left:
+        if task is None:
+            st.success("Nothing left to label for you right now. Thank you!")
+            return
+        if task.request_id not in st.session_state.get(K_SHOWN, {}):
+            st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
+        card = get_image(ctx.ws, task.image_id)
+        data = _large(str(card.original) if card and card.original else None,
+                      str(card.thumb) if card and card.thumb else None) if card else None
+        with st.container(key="filter_image"):
+            if data:
+                st.image(data, width="stretch", alt=card.alt_text or "")
+            else:
+                st.info("This image cannot be shown; press Skip.")
+        if card is not None and card.alt_text:
+            st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")

@@ -1,0 +1,218 @@
+"""Filter labeling, adjudication, labeling setup and the dashboard's labeling section through
+streamlit.testing.v1.AppTest (in process, no browser), for every role.
+
+One workspace per module; the queue runs in "sequential" order so the first task is known
+(the image whose alt-text is a <script> tag). Tests that label use their own annotators.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from streamlit.testing.v1 import AppTest
+
+from relcurate import accounts
+from relcurate.curation import agreement, guidelines, labels, queue
+from relcurate.curation.pipeline import ingest_source
+from relcurate.labeling_ui import auth
+from relcurate.labeling_ui.pages_filter import K_UNDO
+from relcurate.labeling_ui.resources import WORKSPACE_ENV
+from relcurate.workspace import Workspace
+from test_ui_app import APP, as_displayed, everything_text, goto, titles, url_paths
+
+SCRIPT_ALT = "<script>alert('x')</script> **bold**"
+ROLES = {"ann": "annotator", "amy": "annotator", "abe": "annotator", "bob": "annotator", "rita": "reviewer",
+         "cur": "curator", "boss": "admin"}
+
+
+def _png(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    PILImage.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def fws(tmp_path_factory) -> Workspace:
+    tmp = tmp_path_factory.mktemp("filter_ui")
+    ws = Workspace.init(tmp / "ws")
+    for name, role in ROLES.items():
+        accounts.create_user(ws.engine, name, f"{name}-password", role)
+    ref = tmp / "ref"
+    ref.mkdir()
+    _png(ref / "beef.png", seed=1)  # ingested first: image id 1, the first sequential task
+    (tmp / "ref.jsonl").write_text(json.dumps({"image_hash": "beef", "caption": SCRIPT_ALT}) + "\n")
+    ingest_source(ws, tmp / "ref.jsonl", image_folder=ref, workers=1)
+    folder = tmp / "photos"
+    folder.mkdir()
+    for i in range(12):
+        _png(folder / f"p{i:02d}.png", seed=10 + i)
+    ingest_source(ws, folder, workers=1)
+    queue.set_config(ws.engine, strategy="sequential", overlap_k=2, overlap_fraction=1.0)
+    queue.sync_pool(ws.engine, seed=0)
+    yield ws
+    ws.engine.dispose()
+
+
+@pytest.fixture
+def app(fws, monkeypatch) -> AppTest:
+    monkeypatch.setenv(WORKSPACE_ENV, str(fws.root))
+    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
+    return AppTest.from_file(str(APP), default_timeout=60).run()
+
+
+def login(at: AppTest, username: str) -> AppTest:
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(f"{username}-password")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def uid(ws: Workspace, name: str) -> int:
+    return next(u.id for u in accounts.list_users(ws.engine) if u.username == name)
+
+
+def shown_request(at: AppTest) -> str:
+    """The request id of the task on screen (the page records when it first showed it)."""
+    (rid,) = at.session_state["filter_shown"].keys()
+    return rid
+
+
+def test_logged_out_cannot_reach_labeling_pages(app):
+    for path in ("filter", "adjudicate", "label-setup"):
+        goto(app, path)
+        assert not app.exception
+        assert titles(app) == ["relcurate"] and url_paths(app) == {"Sign in"}
+        assert labels.FILTER_QUESTION not in everything_text(app)
+
+
+@pytest.mark.parametrize("name,allowed,refused", [
+    ("ann", {"Filter labeling"}, {"Adjudication", "Labeling setup", "Users"}),
+    ("rita", {"Filter labeling", "Adjudication"}, {"Labeling setup", "Users"}),
+    ("cur", {"Filter labeling"}, {"Adjudication", "Labeling setup", "Users"}),
+    ("boss", {"Filter labeling", "Adjudication", "Labeling setup", "Users"}, set()),
+])
+def test_role_gating(app, name, allowed, refused):
+    login(app, name)
+    pages = url_paths(app)
+    assert allowed <= pages and not (refused & pages)
+    for path, title in (("adjudicate", "Adjudication"), ("label-setup", "Labeling setup"), ("users", "Users")):
+        if title in refused:  # typed URL of a page the role may not use
+            goto(app, path)
+            assert not app.exception and title not in titles(app)
+            assert not [b for b in app.button if str(b.key).startswith(("adjudicate_", "la_", "admin_"))]
+
+
+def test_annotator_labels_with_buttons_and_undo(app, fws):
+    ann = uid(fws, "ann")
+    login(app, "ann")
+    goto(app, "filter")
+    assert not app.exception
+    assert labels.FILTER_QUESTION in everything_text(app)
+    buttons = {b.key: b for b in app.button}
+    assert {k: buttons[f"filter_{k}"].proto.shortcut for k in ("yes", "no", "skip")} == {"yes": "y", "no": "n", "skip": "s"}
+    assert buttons["filter_undo"].proto.shortcut == "u" and buttons["filter_undo"].disabled
+
+    # The first task (sequential order) is the image with the hostile alt-text: shown as text.
+    first = queue.next_task(fws.engine, ann)
+    assert first.image_id == 1 and shown_request(app) == first.request_id
+    alt = next(c.value for c in app.caption if c.value.startswith("Alt-text:"))
+    assert "<script" not in alt and "**" not in alt.replace("\\*", "")
+    assert as_displayed(alt) == f"Alt-text: {SCRIPT_ALT}"
+    assert "<script" not in everything_text(app)
+
+    app.button(key="filter_yes").click().run()  # the same rerun shows the next image
+    assert not app.exception
+    cur = labels.current_label(fws.engine, 1, ann)
+    assert cur.answer == "yes"
+    event = labels.label_history(fws.engine, 1, ann)[-1]
+    assert event.lead_time_ms is not None and event.lead_time_ms >= 0
+    second = queue.next_task(fws.engine, ann)
+    assert second.image_id == 2 and shown_request(app) == second.request_id
+    assert app.session_state[K_UNDO] == [cur.label_id]
+    assert not app.button(key="filter_undo").disabled
+
+    app.button(key="filter_no").click().run()
+    assert labels.current_label(fws.engine, 2, ann).answer == "no"
+    app.button(key="filter_undo").click().run()  # takes back the "no" on image 2 ...
+    assert labels.current_label(fws.engine, 2, ann) is None
+    assert shown_request(app).split(":")[1] == str(second.assignment_id)  # ... and shows image 2 again
+    app.button(key="filter_skip").click().run()
+    assert labels.current_label(fws.engine, 2, ann).answer == "skip"
+    assert labels.user_counts(fws.engine, ann) == {"yes": 1, "no": 0, "skip": 1}
+    assert any("Mine: 1 yes" in c.value for c in app.caption)
+
+
+def test_empty_queue_says_so(app, fws):
+    abe = uid(fws, "abe")
+    while (t := queue.next_task(fws.engine, abe)) is not None:  # abe works through everything
+        labels.record_label(fws.engine, image_id=t.image_id, user_id=abe, answer="no", request_id=t.request_id)
+    login(app, "abe")
+    goto(app, "filter")
+    assert any("Nothing left to label" in s.value for s in app.success)
+    assert app.button(key="filter_yes").disabled
+
+
+def test_reviewer_adjudicates_a_disagreement(app, fws):
+    amy, bob = uid(fws, "amy"), uid(fws, "bob")
+    for user, answer in ((amy, "yes"), (bob, "no")):
+        labels.record_label(fws.engine, image_id=5, user_id=user, answer=answer, request_id=f"adj-test-{user}")
+    assert 5 in {d.image_id for d in agreement.disputes(fws.engine, limit=100)}
+    login(app, "rita")
+    goto(app, "adjudicate")
+    assert not app.exception and titles(app) == ["Adjudication"]
+    while f"image {5} ·" not in " ".join(c.value for c in app.caption):
+        app.button(key="adjudicate_later").click().run()  # other tests' disputes come first
+    votes = app.dataframe[0].value
+    shown = dict(zip(votes["annotator"], votes["answer"]))
+    assert shown["amy"] == "yes" and shown["bob"] == "no"  # (abe may have labelled it in another test)
+    app.text_input(key="adjudicate_note").input("pattern is clear")
+    app.button(key="adjudicate_no").click().run()
+    assert not app.exception
+    assert agreement.consensus(fws.engine, [5])[5].method == "adjudicated"
+    assert agreement.consensus(fws.engine, [5])[5].answer == "no"
+    assert agreement.adjudications(fws.engine, 5)[-1].note == "pattern is clear"
+    assert 5 not in {d.image_id for d in agreement.disputes(fws.engine, limit=100)}
+
+
+def test_admin_sets_queue_gold_and_guidelines(app, fws):
+    login(app, "boss")
+    goto(app, "label-setup")
+    assert not app.exception and titles(app) == ["Labeling setup"]
+    app.slider(key="la_gold").set_value(0.05)
+    app.selectbox(key="la_strategy").set_value("sequential")
+    next(b for b in app.button if b.label == "Save settings").click().run()
+    assert not app.exception and queue.get_config(fws.engine).gold_rate == pytest.approx(0.05)
+
+    app.number_input(key="la_ex_image").set_value(3)
+    app.selectbox(key="la_ex_answer").set_value("yes")
+    app.text_input(key="la_ex_note").input("a <b>visual</b> pun")
+    app.button(key="FormSubmitter:la_example_form-Save").click().run()
+    assert not app.exception
+    assert [(e.image_id, e.answer) for e in guidelines.list_examples(fws.engine)] == [(3, "yes")]
+
+    app.number_input(key="la_gold_image").set_value(13)
+    app.selectbox(key="la_gold_answer").set_value("no")
+    app.button(key="FormSubmitter:la_gold_form-Save").click().run()
+    assert [(g.image_id, g.answer) for g in queue.list_gold(fws.engine)] == [(13, "no")]
+
+    # Annotators see the pinned example (note escaped) in the guidelines panel.
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    login(at, "amy")
+    goto(at, "filter")
+    notes = [c.value for c in at.caption if "visual" in c.value]
+    assert notes and "<b>" not in notes[0] and as_displayed(notes[0]) == "a <b>visual</b> pun"
+
+    queue.remove_gold(fws.engine, 13)
+    guidelines.unpin_example(fws.engine, 3)
+    queue.set_config(fws.engine, gold_rate=0.0)
+
+
+def test_dashboard_shows_labeling_charts(app, fws):
+    login(app, "ann")
+    assert titles(app) == ["Dashboard"]
+    assert any(s.value == "Filter labeling" for s in app.subheader)
+    metrics = {m.label: m.value for m in app.metric}
+    assert "Decisions made" in metrics and "Krippendorff's α" in metrics
