@@ -26,7 +26,7 @@ class ImageCard:
     quarantine_reason: str | None
 
 
-def _card(ws: Workspace, img: Image) -> ImageCard:
+def card_of(ws: Workspace, img: Image) -> ImageCard:
     ok = img.sha256 and img.ext and img.status == "ok"
     return ImageCard(
         id=img.id, sha256=img.sha256, status=img.status, source_uri=img.source_uri, alt_text=img.alt_text,
@@ -49,13 +49,13 @@ def list_images(ws: Workspace, *, status: str | None = "ok", text: str | None = 
     with read_scope(ws.engine) as s:
         total = s.exec(select(func.count()).select_from(q.subquery())).one()
         rows = s.exec(q.order_by(Image.id).offset(offset).limit(limit)).all()
-        return [_card(ws, r) for r in rows], total
+        return [card_of(ws, r) for r in rows], total
 
 
 def get_image(ws: Workspace, image_id: int) -> ImageCard | None:
     with read_scope(ws.engine) as s:
         img = s.get(Image, image_id)
-        return _card(ws, img) if img else None
+        return card_of(ws, img) if img else None
 
 
 def image_sources(ws: Workspace, image_id: int) -> list[str]:

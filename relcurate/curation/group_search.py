@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy import exists, func, or_
 from sqlmodel import Session, select
 
-from relcurate.curation.browse import ImageCard, _card
+from relcurate.curation.browse import ImageCard, card_of
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Caption, CurrentLabel, GroupMember, Image, ImageSource, ImageStatus
 from relcurate.models.index import VectorIndex, group_centroid, leave_one_out_neighbours
@@ -100,7 +100,7 @@ def image_cards(ws: Workspace, image_ids: Sequence[int], *, session: Session | N
         with read_scope(ws.engine) as s:
             return image_cards(ws, image_ids, session=s)
     rows = {r.id: r for r in session.exec(select(Image).where(Image.id.in_(list(image_ids))))} if image_ids else {}
-    return [_card(ws, rows[i]) for i in image_ids if i in rows]
+    return [card_of(ws, rows[i]) for i in image_ids if i in rows]
 
 
 def source_kinds(ws: Workspace) -> list[str]:
@@ -154,7 +154,7 @@ def open_space(ws: Workspace, space: str) -> VectorIndex | None:
 
 
 def default_embedder() -> Embedder:
-    from relcurate.models.baselines import AttributeEmbedder  # imports torch: only when first needed
+    from relcurate.models.baselines import AttributeEmbedder
 
     return AttributeEmbedder()
 
@@ -215,17 +215,7 @@ def _space(ws: Workspace, space: str) -> VectorIndex:
 
 def vectors_of(index: VectorIndex, ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
     """The stored vectors of those ids the index holds: (found ids, matrix row-aligned)."""
-    raw = index._index  # faiss object: VectorIndex keeps vectors but has no public reconstruct
-    found = [int(i) for i in ids if int(i) in index]
-    if not found:
-        return [], np.zeros((0, index.dim), np.float32)
-    if index.kind == "approx":
-        import faiss
-
-        ivf = faiss.extract_index_ivf(raw)
-        if ivf.direct_map.type != faiss.DirectMap.Hashtable:
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-    return found, np.stack([raw.reconstruct(i) for i in found]).astype(np.float32)
+    return index.vectors(ids)
 
 
 # --- neighbours ------------------------------------------------------------------------------

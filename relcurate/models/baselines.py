@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 
@@ -79,9 +78,12 @@ class ClipEmbedder:
 
     name = "clip"
 
-    def __init__(self, model_path: str | Path, device: str | torch.device | None = None,
-                 batch_size: int = 32, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, model_path: str | Path, device: "str | torch.device | None" = None,
+                 batch_size: int = 32, dtype: "torch.dtype | None" = None) -> None:
+        import torch  # only here: the attribute baseline must not pay torch's import time
         from transformers import CLIPImageProcessor, CLIPModel
+
+        dtype = dtype or torch.float32
 
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.batch_size = batch_size
@@ -89,8 +91,15 @@ class ClipEmbedder:
         self.model = CLIPModel.from_pretrained(str(model_path), dtype=dtype).to(self.device).eval()
         self.dim: int = int(self.model.config.projection_dim)
 
-    @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self._embed(images)
+
+    def _embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             batch = [im.convert("RGB") for im in images[start:start + self.batch_size]]
@@ -106,7 +115,7 @@ class ClipEmbedder:
 
 
 def available_embedders(clip_path: str | Path | None = None,
-                        device: str | torch.device | None = None) -> dict[str, object]:
+                        device: "str | torch.device | None" = None) -> dict[str, object]:
     """Baselines that can run here: attribute always, CLIP when a local folder is given."""
     found: dict[str, object] = {"attribute": AttributeEmbedder()}
     if clip_path is not None and Path(clip_path).is_dir():

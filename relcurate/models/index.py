@@ -252,6 +252,17 @@ class VectorIndex:
     def __contains__(self, item_id: int) -> bool:
         return bool(np.isin(np.int64(item_id), self._ids))
 
+    def vectors(self, ids: Iterable[int]) -> tuple[list[int], np.ndarray]:
+        """The stored vectors of those `ids` the index holds: (found ids, row-aligned matrix)."""
+        found = [int(i) for i in ids if int(i) in self]
+        if not found:
+            return [], np.zeros((0, self.dim), np.float32)
+        if self.kind == "approx":
+            ivf = faiss.extract_index_ivf(self._index)
+            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return found, np.stack([self._index.reconstruct(i) for i in found]).astype(np.float32)
+
     def _search_raw(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "approx":
             params = faiss.SearchParametersIVF(nprobe=int(self.nprobe or 1))
