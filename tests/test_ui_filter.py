@@ -6,7 +6,9 @@ One workspace per module; the queue runs in "sequential" order so the first task
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,9 @@ from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.pages_filter import K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from test_ui_app import APP, as_displayed, everything_text, goto, titles, url_paths
+from streamlit.util import calc_hash
+
+APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 
 SCRIPT_ALT = "<script>alert('x')</script> **bold**"
 ROLES = {"ann": "annotator", "amy": "annotator", "abe": "annotator", "bob": "annotator", "rita": "reviewer",
@@ -60,6 +64,30 @@ def app(fws, monkeypatch) -> AppTest:
     monkeypatch.setenv(WORKSPACE_ENV, str(fws.root))
     monkeypatch.delenv(auth.IDLE_ENV, raising=False)
     return AppTest.from_file(str(APP), default_timeout=60).run()
+
+
+def goto(at: AppTest, url_path: str) -> AppTest:
+    """What a browser does for http://host/<url_path> (AppTest.switch_page only knows file pages)."""
+    at._page_hash = calc_hash(url_path)
+    return at.run()
+
+
+def url_paths(at: AppTest) -> set[str]:
+    return {info["page_name"] for info in at._registered_pages.values()}
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def as_displayed(markdown: str) -> str:
+    """What a CommonMark renderer shows for escaped text: backslash escapes and entities resolved."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
+
+
+def everything_text(at: AppTest) -> str:
+    kinds = ("markdown", "caption", "title", "header", "subheader", "error", "info", "success", "warning")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
 
 
 def login(at: AppTest, username: str) -> AppTest:

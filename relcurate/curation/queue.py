@@ -494,6 +494,19 @@ def list_gold(engine: Engine) -> list[GoldAnswer]:
 
 # -- reporting ------------------------------------------------------------------------------
 
+def decisions_done(engine: Engine) -> int:
+    """Finished assignments of every kind, gold included: an index-only count, cheap enough
+    for every page view (unlike `decisions_needed`, which sums over the whole pool)."""
+    with read_scope(engine) as s:
+        return int(s.exec(select(func.count()).select_from(TaskAssignment).where(TaskAssignment.status == DONE)).one())
+
+
+def decisions_needed(engine: Engine, kind: str = FILTER) -> int:
+    """Decisions the overlap settings ask for over the pool (a full scan: cache it)."""
+    with read_scope(engine) as s:
+        return int(s.exec(select(func.coalesce(func.sum(LabelTask.target), 0)).where(LabelTask.kind == kind)).one())
+
+
 def queue_sizes(engine: Engine, kind: str = FILTER, *, now: datetime | None = None) -> dict[str, int]:
     """Pool and lease counts for the dashboard (full counts: cache them in the UI)."""
     now = now or utcnow()

@@ -40,12 +40,11 @@ def _sync(root: str, db_url: str) -> int:
     return queue.sync_pool(workspace_at(root).engine)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _project_progress(root: str, db_url: str) -> tuple[int, int]:
+@st.cache_data(ttl=120, show_spinner=False)
+def _decisions_needed(root: str, db_url: str) -> int:
     from relcurate.labeling_ui.resources import workspace_at
 
-    sizes = queue.queue_sizes(workspace_at(root).engine)
-    return sizes["decisions_done"], sizes["decisions_needed"]
+    return queue.decisions_needed(workspace_at(root).engine)
 
 
 def _decide(ctx: PageContext, task: queue.Task, answer: str) -> None:
@@ -97,10 +96,11 @@ def _guidelines(ctx: PageContext) -> None:
 
 def _progress(ctx: PageContext) -> None:
     mine = labels.user_counts(ctx.ws.engine, ctx.user.id)
-    done, needed = _project_progress(str(ctx.ws.root), ctx.ws.db_url)
+    done = queue.decisions_done(ctx.ws.engine)
+    needed = _decisions_needed(str(ctx.ws.root), ctx.ws.db_url)
     st.caption(f"Mine: {mine['yes']} yes · {mine['no']} no · {mine['skip']} skipped")
     if needed:
-        st.progress(min(1.0, done / needed), text=f"Project: {done:,} of {needed:,} decisions")
+        st.progress(min(1.0, done / needed), text=f"Project: {done:,} of about {needed:,} decisions")
 
 
 def render(ctx: PageContext) -> None:

@@ -1,0 +1,104 @@
+"""End to end in real Chromium (Debian's, driven by pytest-playwright; Streamlit on loopback):
+an annotator signs in, labels 10 images with the keyboard (Y / N), undoes the last decision (U),
+and the store holds exactly what was pressed.
+
+Skips with a reason when /usr/bin/chromium, playwright or pytest-playwright is missing (never
+`playwright install`). RELCURATE_SCREENSHOTS=DIR keeps screenshots of the page.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sqlmodel import select
+
+from relcurate import accounts
+from relcurate.curation import labels, queue
+from relcurate.curation.pipeline import ingest_source
+from relcurate.db.engine import read_scope
+from relcurate.db.models import CurrentLabel, FilterLabel
+from relcurate.workspace import Workspace
+from streamlit_server import (CHROMIUM, LAUNCH_ARGS, browser_skip_reason, image_src, login, open_page,
+                              streamlit_server, wait_idle, wait_image_change)
+
+pytest.importorskip("pytest_playwright", reason="pytest-playwright is not installed (requirements-dev.txt)")
+_SKIP = browser_skip_reason()
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
+
+PASSWORD = "annotator-password"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 950}}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("filter_browser")
+    ws = Workspace.init(tmp / "ws")
+    accounts.create_user(ws.engine, "ann", PASSWORD, "annotator")
+    folder = tmp / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(14):  # distinct pictures: every task has its own image URL
+        PILImage.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"p{i:02d}.png")
+    ingest_source(ws, folder, workers=1)
+    queue.set_config(ws.engine, strategy="sequential", overlap_fraction=0.0)
+    queue.sync_pool(ws.engine)
+    with streamlit_server(ws.root) as url:
+        yield url, ws
+    ws.engine.dispose()
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("RELCURATE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_label_ten_with_keyboard_then_undo(served, page):
+    url, ws = served
+    page.set_default_timeout(30_000)
+    login(page, url, "ann", PASSWORD)
+    open_page(page, "Filter labeling")
+    page.get_by_text(labels.FILTER_QUESTION).wait_for()
+    page.wait_for_selector(".st-key-filter_image img")
+    _shot(page, "filter-start")
+
+    pressed = ["y" if i % 3 == 0 else "n" for i in range(10)]
+    seen = [image_src(page)]
+    for key in pressed:
+        page.locator("body").press(key)  # Streamlit's shortcut listener is on the document
+        seen.append(wait_image_change(page, seen[-1]))
+    assert len(set(seen)) == 11  # ten decisions, eleven different pictures
+    _shot(page, "filter-after-ten")
+
+    page.locator("body").press("u")  # undo the tenth decision: its image comes back
+    back = wait_image_change(page, seen[-1])
+    assert back == seen[-2]
+    wait_idle(page)
+    _shot(page, "filter-after-undo")
+
+    ann = next(u.id for u in accounts.list_users(ws.engine) if u.username == "ann")
+    with read_scope(ws.engine) as s:
+        events = list(s.exec(select(FilterLabel).where(FilterLabel.user_id == ann).order_by(FilterLabel.id)))
+        current = list(s.exec(select(CurrentLabel).where(CurrentLabel.user_id == ann).order_by(CurrentLabel.image_id)))
+    decisions = [e for e in events if e.answer != labels.RETRACT]
+    assert [e.answer for e in decisions] == ["yes" if k == "y" else "no" for k in pressed]
+    assert all(e.lead_time_ms is not None for e in decisions)
+    assert [(e.answer, e.supersedes_id) for e in events if e.answer == labels.RETRACT] == [
+        (labels.RETRACT, decisions[-1].id)]
+    assert len(current) == 9 and decisions[-1].image_id not in {c.image_id for c in current}
+    assert [c.answer for c in current] == [e.answer for e in decisions[:9]]
+    # The undone image is this annotator's task again.
+    assert queue.next_task(ws.engine, ann).image_id == decisions[-1].image_id
