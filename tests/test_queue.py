@@ -99,18 +99,21 @@ def test_live_lease_is_resumed_and_expired_lease_returns(workspace):
     t0 = utcnow()
     ta = queue.next_task(eng, users["a"], now=t0)
     assert ta.image_id == images[0]
-    again = queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=30))
+    again = queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=20))
     assert again.assignment_id == ta.assignment_id and again.request_id == ta.request_id  # same shown task
-    assert queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=80)) is None  # lease was extended
+    assert again.expires_at == ta.expires_at  # more than half the lease left: not rewritten
+    again = queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=40))
+    assert again.expires_at == t0 + timedelta(seconds=100)  # extended from the last visit
+    assert queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=80)) is None
     # a walks away; after the lease lapses the image goes to b.
-    tb = queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=200))
+    tb = queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=220))
     assert tb is not None and tb.image_id == images[0]
     statuses = {t.user_id: t.status for t in _assignments(eng)}
     assert statuses == {users["a"]: "expired", users["b"]: "leased"}
     # a's late answer is still kept (never lose a decision); the task is full.
     late = labels.record_label(eng, image_id=ta.image_id, user_id=users["a"], answer="no", request_id=ta.request_id)
     assert not late.duplicate
-    assert queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=210)) is None
+    assert queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=230)) is None
 
 
 def test_skip_and_release_give_the_slot_back(workspace):

@@ -24,12 +24,13 @@ Counting rule: an assignment counts towards its image's target while it is `leas
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, null, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
@@ -143,7 +144,10 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
                       .values(target=target, is_open=LabelTask.assigned < target))
         return cfg
 
-    return run_write(engine, tx)
+    try:
+        return run_write(engine, tx)
+    finally:
+        _config_cache.pop(_cache_key(engine, kind), None)
 
 
 # -- the pool -------------------------------------------------------------------------------
@@ -326,10 +330,38 @@ def _take_statement(order: TaskOrder, pg: bool):
             .returning(_T.c.image_id))
 
 
+_LEASE_COLS = ("kind", "image_id", "user_id", "status", "strategy", "model_version_id", "is_gold", "leased_at",
+               "expires_at", "completed_at")
+
+
+def _take_and_lease_pg(order: TaskOrder):
+    """PostgreSQL: take a slot and write the lease in one round trip (a data-modifying CTE):
+    WITH taken AS (UPDATE label_task ... RETURNING image_id) INSERT INTO task_assignment
+    SELECT ... FROM taken ON CONFLICT DO UPDATE ... RETURNING id, image_id."""
+    taken = _take_statement(order, True).cte("taken")
+    ts_type = _A.c.leased_at.type
+    rows = select(_b("l_kind", type_=_A.c.kind.type), taken.c.image_id, _b("l_user", type_=_A.c.user_id.type),
+                  literal(LEASED, _A.c.status.type), _b("l_strat", type_=_A.c.strategy.type),
+                  _b("l_mv", type_=_A.c.model_version_id.type), literal(False, _A.c.is_gold.type),
+                  _b("l_at", type_=ts_type), _b("l_until", type_=ts_type), null())
+    ins = postgresql.insert(_A).from_select(list(_LEASE_COLS), rows)
+    ins = ins.on_conflict_do_update(
+        index_elements=[_A.c.kind, _A.c.image_id, _A.c.user_id],
+        set_={c: ins.excluded[c] for c in _LEASE_COLS[3:]})
+    return ins.add_cte(taken).returning(_A.c.id, _A.c.image_id)
+
+
 def _lease_from_pool(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta,
                      order: TaskOrder) -> Task | None:
-    stmt = _take_statement(order, is_postgres(s))
-    image_id = s.connection().execute(stmt, {"k": kind, "q_kind": kind, "q_user": user_id}).scalar()
+    conn = s.connection()
+    if is_postgres(s):
+        row = conn.execute(_take_and_lease_pg(order), {
+            "k": kind, "q_kind": kind, "q_user": user_id, "l_kind": kind, "l_user": user_id,
+            "l_strat": order.name, "l_mv": order.model_version_id, "l_at": now, "l_until": now + lease}).first()
+        if row is None:
+            return None
+        return Task(row.id, row.image_id, kind, order.name, order.model_version_id, False, now, now + lease)
+    image_id = conn.execute(_take_statement(order, False), {"k": kind, "q_kind": kind, "q_user": user_id}).scalar()
     if image_id is None:
         return None
     return _lease(s, kind=kind, image_id=image_id, user_id=user_id, now=now, lease=lease,
@@ -346,12 +378,30 @@ def _lease_gold(s: Session, kind: str, user_id: int, now: datetime, lease: timed
 
 
 _last_reclaim: dict[tuple[str, str], datetime] = {}
+CONFIG_TTL_S = 2.0
+_config_cache: dict[tuple[str, str], tuple[float, QueueConfig]] = {}
+
+
+def _cache_key(engine: Engine, kind: str) -> tuple[str, str]:
+    return engine.url.render_as_string(hide_password=True), kind
+
+
+def _cached_config(conn: Connection, engine: Engine, kind: str) -> QueueConfig:
+    """The queue config, re-read at most every CONFIG_TTL_S per process (set_config clears it
+    here at once; other processes see a change within the TTL)."""
+    key = _cache_key(engine, kind)
+    hit = _config_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CONFIG_TTL_S:
+        return hit[1]
+    cfg = _config_row(conn, kind)
+    _config_cache[key] = (time.monotonic(), cfg)
+    return cfg
 
 
 def _maybe_reclaim(s: Session, engine: Engine, kind: str, now: datetime) -> None:
     """Reclaim lapsed leases at most once per RECLAIM_EVERY of `now` per process and queue:
     leases last minutes, so a second's delay is invisible, and most calls save a query."""
-    key = (engine.url.render_as_string(hide_password=True), kind)
+    key = _cache_key(engine, kind)
     last = _last_reclaim.get(key)
     if last is None or now < last or now - last >= RECLAIM_EVERY:
         _last_reclaim[key] = now
@@ -371,17 +421,22 @@ def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime
         conn = s.connection()
         if is_postgres(s):
             # A lease is disposable: losing the last few in a server crash only means those
-            # images are handed out again. Skipping the WAL flush wait saves ~5 ms per call.
-            # (Label writes keep synchronous commits: decisions are never at risk.)
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        cfg = _config_row(conn, kind)
+            # images are handed out again, so skip the WAL flush wait (~5 ms here); label
+            # writes keep synchronous commits. And no JIT: the pick's estimated cost (a LIMIT 1
+            # over a million-row index walk) crosses jit_above_cost, and compiling takes ~100 ms
+            # for a query that runs in a fraction of a millisecond.
+            conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
+        cfg = _cached_config(conn, engine, kind)
         lease = timedelta(seconds=cfg.lease_seconds)
         _maybe_reclaim(s, engine, kind, now)
         live = conn.execute(_LIVE, {"user_id": user_id, "kind": kind, "now": now}).first()
         if live is not None:
-            conn.execute(_TOUCH, {"ta_id": live.id, "expires": now + lease})
+            expires = live.expires_at
+            if expires - now < lease / 2:  # extend only when half the lease is used up
+                expires = now + lease
+                conn.execute(_TOUCH, {"ta_id": live.id, "expires": expires})
             return Task(live.id, live.image_id, live.kind, live.strategy, live.model_version_id,
-                        bool(live.is_gold), live.leased_at, now + lease)
+                        bool(live.is_gold), live.leased_at, expires)
         task = None
         if cfg.gold_rate > 0 and rng.random() < cfg.gold_rate:
             task = _lease_gold(s, kind, user_id, now, lease, rng)

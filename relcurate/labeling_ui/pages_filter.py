@@ -112,7 +112,11 @@ def render(ctx: PageContext) -> None:
     task = queue.next_task(ctx.ws.engine, ctx.user.id)
     stack: list[int] = st.session_state.get(K_UNDO, [])
 
+    # The image goes out first: its delta reaches the browser, which starts fetching it, while
+    # the rest of the page is still being drawn.
     left, right = st.columns([3, 2], gap="large")
+    with left:
+        _image(ctx, task)
     with right:
         st.markdown(f"#### {labels.FILTER_QUESTION}")
         row = st.columns(3)
@@ -126,19 +130,20 @@ def render(ctx: PageContext) -> None:
         _progress(ctx)
         _guidelines(ctx)
 
-    with left:
-        if task is None:
-            st.success("Nothing left to label for you right now. Thank you!")
-            return
-        if task.request_id not in st.session_state.get(K_SHOWN, {}):
-            st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
-        card = get_image(ctx.ws, task.image_id)
-        data = _large(str(card.original) if card and card.original else None,
-                      str(card.thumb) if card and card.thumb else None) if card else None
-        with st.container(key="filter_image"):
-            if data:
-                st.image(data, width="stretch", alt=card.alt_text or "")
-            else:
-                st.info("This image cannot be shown; press Skip.")
-        if card is not None and card.alt_text:
-            st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
+
+def _image(ctx: PageContext, task: queue.Task | None) -> None:
+    if task is None:
+        st.success("Nothing left to label for you right now. Thank you!")
+        return
+    if task.request_id not in st.session_state.get(K_SHOWN, {}):
+        st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
+    card = get_image(ctx.ws, task.image_id)
+    data = _large(str(card.original) if card and card.original else None,
+                  str(card.thumb) if card and card.thumb else None) if card else None
+    with st.container(key="filter_image"):
+        if data:
+            st.image(data, width="stretch", alt=card.alt_text or "")
+        else:
+            st.info("This image cannot be shown; press Skip.")
+    if card is not None and card.alt_text:
+        st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
