@@ -152,3 +152,40 @@ def test_frozen_query_token_option(tiny_qwen):
     names = [n for n, p in emb.named_parameters() if p.requires_grad]
     assert not any("trainable_tokens" in n for n in names) and any("lora_B" in n for n in names)
     assert emb.embed(noise_images(1)).shape == (1, 384)
+
+
+def test_embed_never_rebuilds_the_embedding_matrix(trained, monkeypatch):
+    """peft's get_merged_weights copies vocab x hidden (2 GB for the 7B in fp32) on every call."""
+    adapter = trained._backbone().get_input_embeddings().token_adapter
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("full embedding matrix rebuilt")
+
+    monkeypatch.setattr(type(adapter), "get_merged_weights", forbidden)
+    assert trained.embed(noise_images(2, seed=9)).shape == (2, 384)
+    trained.train()
+    try:
+        trained.forward_embeddings(trained.prepare(noise_images(1, seed=9))).sum().backward()
+    finally:
+        trained.eval()
+        trained.zero_grad(set_to_none=True)
+
+
+def test_missing_checkpoint_folder_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_relsim_checkpoint(tmp_path / "missing", "unused-base")
+
+
+def test_query_token_without_a_spare_row_grows_embeddings(tmp_path):
+    """A base whose embedding matrix is exactly the tokenizer size: <|query|> needs a new row."""
+    from relcurate.models.tiny import build_tiny_qwen, build_tokenizer
+
+    path = build_tiny_qwen(tmp_path / "exact", vocab="bpe", vocab_rows=len(build_tokenizer("bpe")))
+    for train_query in (True, False):
+        emb = RelsimEmbedder.new(path, image_size=SIZE, train_query_token=train_query)
+        assert emb.query_token_id == emb.model.get_base_model().get_output_embeddings().weight.shape[0] - 1
+        perturb_trainable(emb)
+        emb.eval()
+        images = noise_images(2, seed=10)
+        out = emb.save(tmp_path / f"ckpt-{train_query}")
+        np.testing.assert_allclose(load_relsim_checkpoint(out, path).embed(images), emb.embed(images), atol=1e-6)

@@ -80,8 +80,11 @@ def load_qwen(
 
 
 def input_device(model: torch.nn.Module) -> torch.device:
-    """Device of the token embeddings: where inputs must go (also with a device_map split)."""
-    return model.get_input_embeddings().weight.device
+    """Device of the token embeddings: where inputs must go (also with a device_map split).
+
+    Not `.weight.device`: on peft's trainable-tokens wrapper `.weight` rebuilds the whole matrix.
+    """
+    return next(model.get_input_embeddings().parameters()).device
 
 
 def to_device(batch: Any, device: torch.device) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from relcurate.models.relsim_embedder import (
     QUERY_TOKEN,
     RelsimEmbedder,
     _output_device,
+    grow_embeddings,
 )
 
 PROJECTION_FILE = "projection_and_config.pt"
@@ -51,6 +52,20 @@ def save_relsim_checkpoint(embedder: RelsimEmbedder, out_dir: str | Path, **extr
     }
     torch.save(payload, out / PROJECTION_FILE)
     return out
+
+
+def resolve_checkpoint_dir(checkpoint_dir: str | Path) -> Path:
+    """A local folder as is; an "owner/name" that is not a local path is fetched from the Hugging
+    Face Hub (or its cache), as the reference does for e.g. thaoshibe/relsim-qwenvl25-lora."""
+    path = Path(checkpoint_dir)
+    if path.is_dir():
+        return path
+    text = str(checkpoint_dir)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.exists():
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=text))
+    raise FileNotFoundError(f"no relsim checkpoint folder at {path}")
 
 
 def read_projection_config(checkpoint_dir: str | Path) -> dict[str, Any]:
@@ -91,10 +106,11 @@ def load_relsim_checkpoint(
 ) -> RelsimEmbedder:
     """A `RelsimEmbedder` from a relsim-layout checkpoint (ours or the reference's).
 
-    `base_model` defaults to `Qwen/Qwen2.5-VL-7B-Instruct`, as in the reference. `image_size="auto"`
-    uses the size recorded in our checkpoints, else 448 (what the reference trains at).
+    `checkpoint_dir` is a folder or a Hub repo id. `base_model` defaults to
+    `Qwen/Qwen2.5-VL-7B-Instruct`, as in the reference. `image_size="auto"` uses the size recorded
+    in our checkpoints, else 448 (what the reference trains at).
     """
-    ckpt = Path(checkpoint_dir)
+    ckpt = resolve_checkpoint_dir(checkpoint_dir)
     cfg = read_projection_config(ckpt)
     processor = load_processor(ckpt)
     qid = processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN)
@@ -108,7 +124,7 @@ def load_relsim_checkpoint(
     if saved_rows is not None and saved_rows != rows:
         model.resize_token_embeddings(saved_rows, mean_resizing=False)
     elif qid >= rows:
-        model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)
+        grow_embeddings(model, qid + 1)
 
     from peft import PeftModel
 

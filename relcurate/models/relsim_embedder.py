@@ -70,15 +70,23 @@ def add_query_token(processor, model) -> int:
     tok = processor.tokenizer
     tok.add_special_tokens({"additional_special_tokens": [QUERY_TOKEN]}, replace_extra_special_tokens=False)
     qid = tok.convert_tokens_to_ids(QUERY_TOKEN)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if qid >= rows:
-        # Deterministic (no random mean-resizing): new rows start at the mean embedding.
-        emb = model.get_input_embeddings().weight
-        mean = emb.detach().float().mean(0)
-        model.resize_token_embeddings(qid + 1, mean_resizing=False)
-        with torch.no_grad():
-            model.get_input_embeddings().weight[rows:] = mean.to(emb.dtype)
+    grow_embeddings(model, qid + 1)
     return qid
+
+
+def grow_embeddings(model, rows: int) -> None:
+    """Resize the (untied or tied) token embeddings to at least `rows`; new rows = mean embedding.
+
+    Deterministic, unlike transformers' random mean-resizing, so a model rebuilt from a checkpoint
+    that does not store the row (frozen query token) gets exactly the same row back.
+    """
+    old = model.get_input_embeddings().weight
+    if rows <= old.shape[0]:
+        return
+    n_old, mean = old.shape[0], old.detach().float().mean(0)
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[n_old:] = mean.to(old.dtype)
 
 
 class RelsimEmbedder(nn.Module):

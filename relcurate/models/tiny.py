@@ -143,6 +143,7 @@ def build_tiny_qwen(
     min_pixels: int = MIN_PIXELS,
     max_pixels: int = MAX_PIXELS,
     tie_word_embeddings: bool = False,
+    dtype: torch.dtype = torch.float32,
     seed: int = 0,
 ) -> Path:
     """Write a tiny Qwen2.5-VL model + processor to `out_dir` and return the path.
@@ -150,7 +151,8 @@ def build_tiny_qwen(
     `vocab_rows` defaults to the 7B's 152,064 for the real vocabulary (so spare rows exist beyond
     the tokenizer, as in the real model) and to the tokenizer size rounded up past one spare row
     for the BPE one. `text_hidden=3584, num_heads=28, num_kv_heads=4` gives the 7B's hidden size
-    and head layout with few layers (benchmarks).
+    and head layout with few layers (benchmarks); `dtype=torch.bfloat16` stores the weights like
+    the real checkpoint (loading in bf16 is then zero-copy).
     """
     from transformers import (
         Qwen2_5_VLConfig,
@@ -207,7 +209,7 @@ def build_tiny_qwen(
         tie_word_embeddings=tie_word_embeddings,
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = Qwen2_5_VLForConditionalGeneration(config).eval().to(dtype)
     gen = model.generation_config
     gen.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     gen.pad_token_id = ids["<|endoftext|>"]
