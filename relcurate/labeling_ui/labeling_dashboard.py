@@ -82,7 +82,7 @@ def render_labeling_section(ctx: PageContext) -> None:
     with right:
         st.markdown("**Queue**")
         st.bar_chart(queue_table(sizes, data["disputes"]), x="queue", y="count", horizontal=True, height=260,
-                     x_label="count", y_label="")
+                     x_label="", y_label="count")  # with horizontal=True, x_label names the category axis
 
     table = per_annotator_table(report)
     left, right = st.columns(2)

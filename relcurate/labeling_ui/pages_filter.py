@@ -83,11 +83,11 @@ def _guidelines(ctx: PageContext) -> None:
             if not chosen:
                 continue
             st.markdown(f"**{title}**")
-            cols = st.columns(4)
-            for i, ex in enumerate(chosen[:8]):
+            cols = st.columns(2)  # the panel is narrow: two thumbnails a row stay legible
+            for i, ex in enumerate(chosen[:6]):
                 card = get_image(ctx.ws, ex.image_id)
                 data = thumbnail_bytes(card.thumb) if card else None
-                with cols[i % 4]:
+                with cols[i % 2]:
                     if data:
                         st.image(data, width="stretch")
                     if ex.note:
