@@ -15,6 +15,7 @@ from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progr
 from relcurate.cli import captions as captions_cli
 from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
+from relcurate.cli import labeling as labeling_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import users as users_cli
 
@@ -27,6 +28,7 @@ app.add_typer(captions_cli.app, name="captions")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(groups_cli.app, name="groups")
+app.add_typer(labeling_cli.app, name="labeling")
 
 
 @app.command()
