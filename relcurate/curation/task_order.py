@@ -6,7 +6,8 @@ any joins it needs (e.g. a model's `Prediction` scores). The queue adds LIMIT an
 ``FOR UPDATE OF label_task SKIP LOCKED``, and records the strategy's `name` and
 `model_version_id` on every `TaskAssignment` it hands out.
 
-Keep orders index-friendly: an ``ORDER BY`` that an index serves (``order_key``, or a
+Make a strategy a frozen dataclass (hashable by value, like the built-in ones): the queue then
+builds its pick statement once and reuses it. Keep orders index-friendly: an ``ORDER BY`` that an index serves (``order_key``, or a
 precomputed per-model score column) keeps the next-task call in the millisecond range at a
 million images; ``ORDER BY random()`` or an expression over a join does not.
 
