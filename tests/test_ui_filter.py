@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from relcurate import accounts
 from relcurate.curation import agreement, guidelines, labels, queue
 from relcurate.curation.pipeline import ingest_source
-from relcurate.labeling_ui import auth
+from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.pages_filter import K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
@@ -126,11 +126,14 @@ def test_role_gating(app, name, allowed, refused):
     login(app, name)
     pages = url_paths(app)
     assert allowed <= pages and not (refused & pages)
-    for path, title in (("adjudicate", "Adjudication"), ("label-setup", "Labeling setup"), ("users", "Users")):
-        if title in refused:  # typed URL of a page the role may not use
-            goto(app, path)
-            assert not app.exception and title not in titles(app)
-            assert not [b for b in app.button if str(b.key).startswith(("adjudicate_", "la_", "admin_"))]
+    # Typing the URL of any registered page the role may not use (admin, export, ...) shows nothing of it.
+    role = ROLES[name]
+    for spec in registry.PAGES:
+        if accounts.can(role, spec.action):
+            continue
+        goto(app, spec.url_path)
+        assert not app.exception and spec.title not in titles(app), spec.url_path
+        assert not [b for b in app.button if str(b.key).startswith(("adjudicate_", "la_", "admin_"))]
 
 
 def test_annotator_labels_with_buttons_and_undo(app, fws):

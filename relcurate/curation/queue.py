@@ -7,13 +7,16 @@ target) and `is_open` (assigned < target). `TaskAssignment` is the lease of one 
 annotator (unique per kind, image, user; re-leasing reuses the row). `QueueConfig` holds the
 per-kind settings.
 
-Handing out a task is therefore an index range scan over (kind, is_open, order_key) with an
-anti-join on the annotator's own assignments, never ``ORDER BY random()`` over the table. It
-runs in one write transaction: on PostgreSQL the candidate row is taken with
+Handing out a task is therefore an index walk over (kind, is_open, order_key) that probes the
+annotator's own assignment per candidate, never ``ORDER BY random()`` over the table. Taking the
+slot is one statement, ``UPDATE label_task SET assigned = assigned + 1 ... WHERE image_id =
+(first candidate) RETURNING image_id`` (on PostgreSQL the lease insert rides along in a
+data-modifying CTE), inside one write transaction: on PostgreSQL the candidate row is taken with
 ``FOR UPDATE OF label_task SKIP LOCKED`` (concurrent annotators take different rows instead of
-queueing), on SQLite the transaction begins IMMEDIATE (one writer at a time). Either way the
-target is checked and `assigned` incremented under the lock, so an image is never handed to more
-annotators than its overlap allows.
+queueing), on SQLite the transaction begins IMMEDIATE (one writer at a time). Either way
+`is_open` is re-checked and `assigned` incremented under the lock, so an image is never handed
+to more annotators than its overlap allows. Measured at a million pooled images (bench/
+label_latency.py): ~0.3 ms (SQLite) and ~1.2 ms (PostgreSQL) per new lease, median.
 
 Lock order is always label_task row, then task_assignment row, so leasing, labeling and
 expiry never deadlock against each other.
@@ -26,8 +29,8 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
