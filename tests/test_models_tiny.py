@@ -54,3 +54,13 @@ def test_device_defaults_and_overrides(monkeypatch):
     assert from_pretrained_kwargs("cpu", "bf16", "auto")["device_map"] == "auto"
     if not torch.cuda.is_available():
         assert resolve_device() == torch.device("cpu")
+
+
+def test_size_batches_groups_similar_areas():
+    from relcurate.models.qwen_common import size_batches
+
+    assert size_batches([448 * 448] * 5, 2) == [[0, 1], [2, 3], [4]]  # equal sizes: full batches
+    areas = [1000, 100, 1100, 120, 5000]
+    batches = size_batches(areas, 4)
+    assert batches == [[1, 3], [0, 2], [4]]  # no batch mixes areas more than 1.25x apart
+    assert sorted(i for b in batches for i in b) == list(range(5))

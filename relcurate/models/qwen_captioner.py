@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 
 from relcurate.models.qwen_common import (
-    batched,
     encode_prompts,
     input_device,
     limit_pixels,
     load_processor,
     load_qwen,
     to_device,
+    size_batches,
     user_turn,
 )
 
@@ -127,9 +127,8 @@ class QwenCaptioner:
     def caption_results(self, images: Sequence[Image.Image]) -> list[CaptionResult]:
         """One cleaned (and checked) caption per image, in input order."""
         fitted = [limit_pixels(im, self.max_pixels) for im in images]
-        order = sorted(range(len(fitted)), key=lambda i: fitted[i].width * fitted[i].height)
         raws: list[str] = [""] * len(fitted)
-        for idx in batched(order, self.batch_size):
+        for idx in size_batches([im.width * im.height for im in fitted], self.batch_size):
             convs = [user_turn([fitted[i]], self.prompt) for i in idx]
             for i, raw in zip(idx, self._generate(convs)):
                 raws[i] = raw

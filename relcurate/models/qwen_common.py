@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 import torch
 from PIL import Image
@@ -35,14 +35,22 @@ QWEN_VL_CHAT_TEMPLATE = (
 
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
-T = TypeVar("T")
+def size_batches(areas: Sequence[int], batch_size: int, *, max_ratio: float = 1.25) -> list[list[int]]:
+    """Indices grouped into batches of similar image area (so similar token counts).
 
-
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    if size < 1:
+    Sorted by area; a batch closes when full or when the next image is more than `max_ratio`
+    times the first one's area, which bounds left-padding waste (padded positions cost a full
+    forward pass each) at native resolution. Equal sizes (e.g. 448x448) give full batches.
+    """
+    if batch_size < 1:
         raise ValueError("batch size must be >= 1")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    batches: list[list[int]] = []
+    for i in sorted(range(len(areas)), key=lambda k: areas[k]):
+        if batches and len(batches[-1]) < batch_size and areas[i] <= max_ratio * areas[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def load_processor(path: str | Path, *, padding_side: str = "left"):

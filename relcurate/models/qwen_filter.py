@@ -17,7 +17,6 @@ from PIL import Image
 
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.models.qwen_common import (
-    batched,
     encode_prompts,
     input_device,
     limit_pixels,
@@ -25,6 +24,7 @@ from relcurate.models.qwen_common import (
     load_qwen,
     single_token_id,
     to_device,
+    size_batches,
     user_turn,
 )
 
@@ -80,10 +80,8 @@ class QwenFilter:
         self.model.eval()
         try:
             fitted = [limit_pixels(im, self.max_pixels) for im in images]
-            # Similar sizes together: less padding per batch.
-            order = sorted(range(len(fitted)), key=lambda i: fitted[i].width * fitted[i].height)
             probs = np.empty(len(fitted), dtype=np.float32)
-            for idx in batched(order, self.batch_size):
+            for idx in size_batches([im.width * im.height for im in fitted], self.batch_size):
                 convs = [user_turn([fitted[i]], self.question) for i in idx]
                 batch = encode_prompts(self.processor, convs, add_generation_prompt=True)
                 probs[list(idx)] = torch.softmax(self.yes_no_logits(batch), dim=-1)[:, 0].cpu().numpy()

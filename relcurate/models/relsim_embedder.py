@@ -31,12 +31,12 @@ from PIL import Image
 from torch import nn
 
 from relcurate.models.qwen_common import (
-    batched,
     encode_prompts,
     input_device,
     load_processor,
     load_qwen,
     to_device,
+    size_batches,
     user_turn,
 )
 
@@ -245,9 +245,8 @@ class RelsimEmbedder(nn.Module):
         self.eval()
         try:
             prepped = [relsim_preprocess(im, self.image_size) for im in images]
-            order = sorted(range(len(prepped)), key=lambda i: prepped[i].width * prepped[i].height)
             out = np.empty((len(prepped), self.dim), dtype=np.float32)
-            for idx in batched(order, batch_size or self.batch_size):
+            for idx in size_batches([im.width * im.height for im in prepped], batch_size or self.batch_size):
                 convs = [user_turn([prepped[i]], QUERY_TOKEN) for i in idx]
                 batch = encode_prompts(self.processor, convs, add_generation_prompt=False, cut_after=QUERY_TOKEN)
                 out[list(idx)] = self.forward_embeddings(batch).cpu().numpy()
