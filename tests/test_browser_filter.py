@@ -1,9 +1,14 @@
-"""End to end in real Chromium (Debian's, driven by pytest-playwright; Streamlit on loopback):
-an annotator signs in, labels 10 images with the keyboard (Y / N), undoes the last decision (U),
+"""End to end in real Chromium (Debian's, driven by Playwright; Streamlit on loopback): an
+annotator signs in, labels 10 images with the keyboard (Y / N), undoes the last decision (U),
 and the store holds exactly what was pressed.
 
-Skips with a reason when /usr/bin/chromium, playwright or pytest-playwright is missing (never
-`playwright install`). RELCURATE_SCREENSHOTS=DIR keeps screenshots of the page.
+Skips with a reason when /usr/bin/chromium or playwright is missing (never `playwright
+install`). RELCURATE_SCREENSHOTS=DIR keeps screenshots of the page.
+
+The browser comes from a module-scoped `sync_playwright()`, not pytest-playwright's
+session-scoped fixtures: those keep a Playwright loop running for the whole session, and any
+other test that opens its own `sync_playwright()` afterwards then fails ("Sync API inside the
+asyncio loop").
 """
 from __future__ import annotations
 
@@ -24,21 +29,29 @@ from relcurate.workspace import Workspace
 from streamlit_server import (CHROMIUM, LAUNCH_ARGS, browser_skip_reason, image_src, login, open_page,
                               streamlit_server, wait_idle, wait_image_change)
 
-pytest.importorskip("pytest_playwright", reason="pytest-playwright is not installed (requirements-dev.txt)")
 _SKIP = browser_skip_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
 
 PASSWORD = "annotator-password"
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_ARGS}
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 950}}
+@pytest.fixture
+def tab(chromium):  # not "page": that name belongs to pytest-playwright's fixtures
+    context = chromium.new_context(viewport={"width": 1400, "height": 950})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +79,9 @@ def _shot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
-def test_label_ten_with_keyboard_then_undo(served, page):
+def test_label_ten_with_keyboard_then_undo(served, tab):
     url, ws = served
-    page.set_default_timeout(30_000)
+    page = tab
     login(page, url, "ann", PASSWORD)
     open_page(page, "Filter labeling")
     page.get_by_text(labels.FILTER_QUESTION).wait_for()
