@@ -18,7 +18,7 @@ def test_build_demo_and_rebuild(tmp_path):
     ws = Workspace.open(tmp_path / "demo")
     stats = workspace_stats(ws)
     n_groups = len(TEMPLATES) * 2
-    assert stats["groups"]["by_status"] == {"complete": n_groups}
+    assert stats["groups"]["by_status"] == {"captioned": n_groups}  # complete + a proposed caption
     assert stats["captions"]["by_status"] == {"proposed": n_groups}
     assert stats["images"]["ok"] == 40 + n_groups * 3 and stats["images"]["quarantined"] == 0
     assert set(result.credentials) == {"admin", "annotator"}

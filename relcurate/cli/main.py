@@ -93,6 +93,10 @@ def download(
     with progress_bar("download") as update:
         report = download_pending(ws, allow_private=allow_private_urls, progress=update)
     report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
+    if report.downloaded:
+        from relcurate.curation.queue import sync_pool
+
+        sync_pool(ws.engine, full=True)
     _print_report(report)
 
 
@@ -180,7 +184,9 @@ def _serve(root: Path, port: int) -> None:
     env = dict(os.environ, RELCURATE_WORKSPACE=str(root))
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
+           # A full GC after every rerun doubled key-press-to-next-image latency (bench/label_latency.py).
+           "--runner.postScriptGC", "false"]
     console.print(f"serving on http://127.0.0.1:{port}  (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=env))
 

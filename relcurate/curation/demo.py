@@ -15,6 +15,7 @@ from relcurate.curation import synthetic
 from relcurate.curation.dedup import record_near_duplicates
 from relcurate.curation.groups import create_group, propose_caption
 from relcurate.curation.ingest import ingest_items
+from relcurate.curation.queue import sync_pool
 from relcurate.curation.sources import SourceItem, file_uri
 from relcurate.db.engine import session_scope
 from relcurate.db.models import GroupStatus, Image, ImageSource, SeedGroup, User
@@ -50,6 +51,7 @@ def build_demo(root: str | Path, *, n_images: int = 300, seed: int = 0,
                         alt_text=x.alt_text, where=f"{x.key}.png") for x in everything]
     report = ingest_items(ws, items, progress=progress)
     record_near_duplicates(ws, report.new_image_ids)
+    sync_pool(ws.engine)  # the filter-labeling page hands these out
     ids = _annotate_ground_truth(ws, items, everything)
     made = _make_groups(ws, group_sets, ids)
     result.messages.append(

@@ -11,6 +11,7 @@ from relcurate.curation import sources
 from relcurate.curation.dedup import record_near_duplicates
 from relcurate.curation.ingest import IngestReport, ingest_items
 from relcurate.curation.pending import download_pending
+from relcurate.curation.queue import sync_pool
 from relcurate.curation.relsim_import import import_relsim_jsonl, is_relsim_training_file
 from relcurate.curation.seed_import import SeedImportReport, import_seed_groups
 from relcurate.workspace import Workspace
@@ -83,6 +84,9 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
         fetched = download_pending(ws, allow_private=allow_private_urls, progress=progress)
         report.merge(fetched)
     report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
+    if report.new_image_ids:
+        # New usable images join the filter-labeling pool; downloads can make older rows usable.
+        sync_pool(ws.engine, full=bool(report.downloaded))
     return report
 
 
