@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +77,20 @@ class Processed:
 # ---------------------------------------------------------------------------------------------
 # Worker side (runs in a process pool): read, verify, write files. No database access here.
 
+_made_dirs: set[Path] = set()  # per process: skip the mkdir syscalls for folders already made
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write-then-rename, so a kill -9 never leaves a partial file under a final name."""
     if path.exists():
         return  # content-addressed: same name, same bytes
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    parent = path.parent
+    if parent not in _made_dirs:
+        parent.mkdir(parents=True, exist_ok=True)
+        _made_dirs.add(parent)
+    tmp = parent / f".tmp-{os.getpid()}-{path.name}"  # unique per process and content
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
