@@ -13,6 +13,7 @@ from relcurate.curation import agreement, labels
 from relcurate.curation.browse import get_image
 from relcurate.curation.ui_queries import display_bytes
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 
 K_AFTER = "adjudicate_after"  # image id passed over with "Later" (the queue is ordered by id)
@@ -65,7 +66,7 @@ def render(ctx: PageContext) -> None:
         data = _large(str(card.original) if card and card.original else None,
                       str(card.thumb) if card and card.thumb else None) if card else None
         if data:
-            st.image(data, width="stretch", alt=card.alt_text or "")
+            show_image(data, alt=card.alt_text)
         else:
             st.info("This image cannot be shown.")
         if card is not None and card.alt_text:

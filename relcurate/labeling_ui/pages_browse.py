@@ -11,6 +11,7 @@ import streamlit as st
 from relcurate.curation.browse import ImageCard, get_image, image_sources, list_images
 from relcurate.curation.ui_queries import IMAGE_STATUSES, display_bytes, thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 
 PAGE_SIZE = 24
@@ -55,7 +56,7 @@ def _detail(ctx: PageContext, image_id: int) -> None:
         with left:
             data = _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None)
             if data:
-                st.image(data, alt=card.alt_text or "", width="content")
+                show_image(data, alt=card.alt_text, width="content")
             else:
                 st.info(f"No image to show (status: {card.status}).")
         with right:
@@ -77,7 +78,7 @@ def _tile(card: ImageCard) -> None:
     with st.container(border=True):
         data = thumbnail_bytes(card.thumb)
         if data:
-            st.image(data, alt=card.alt_text or "", width="stretch")
+            show_image(data, alt=card.alt_text)
         else:
             reason = f": {card.quarantine_reason}" if card.quarantine_reason else ""
             st.caption(escape_md(f"[{card.status}{reason}]"))

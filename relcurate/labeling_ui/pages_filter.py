@@ -17,6 +17,7 @@ from relcurate.curation.browse import get_image
 from relcurate.curation.guidelines import list_examples
 from relcurate.curation.ui_queries import display_bytes, thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
@@ -89,7 +90,7 @@ def _guidelines(ctx: PageContext) -> None:
                 data = thumbnail_bytes(card.thumb) if card else None
                 with cols[i % 2]:
                     if data:
-                        st.image(data, width="stretch")
+                        show_image(data)
                     if ex.note:
                         st.caption(escape_md(ex.note, max_len=200))
 
@@ -142,7 +143,7 @@ def _image(ctx: PageContext, task: queue.Task | None) -> None:
                   str(card.thumb) if card and card.thumb else None) if card else None
     with st.container(key="filter_image"):
         if data:
-            st.image(data, width="stretch", alt=card.alt_text or "")
+            show_image(data, alt=card.alt_text)
         else:
             st.info("This image cannot be shown; press Skip.")
     if card is not None and card.alt_text:

@@ -21,6 +21,7 @@ from relcurate.curation.ui_queries import IMAGE_STATUSES, thumbnail_bytes
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 
 PAGE_SIZE = 15
@@ -93,7 +94,7 @@ def label_of(card: ImageCard) -> str:
 def _thumb(card: ImageCard) -> None:
     data = thumbnail_bytes(card.thumb)
     if data:
-        st.image(data, width="stretch")
+        show_image(data)
     else:
         st.caption(escape_md(f"[{card.status}]"))
     st.caption(f"#{card.id} · " + escape_md(label_of(card), max_len=70))

@@ -9,6 +9,7 @@ from relcurate.curation.browse import get_image
 from relcurate.curation.task_order import strategy_names
 from relcurate.curation.ui_queries import thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 
 K_FLASH = "label_admin_flash"
@@ -101,7 +102,7 @@ def _examples(ctx: PageContext) -> None:
             card = get_image(ctx.ws, ex.image_id)
             data = thumbnail_bytes(card.thumb) if card else None
             if data:
-                st.image(data, width="stretch")
+                show_image(data)
             st.caption(escape_md(f"#{ex.image_id} clear {ex.answer}" + (f": {ex.note}" if ex.note else ""), max_len=120))
             if st.button("Unpin", key=f"la_unpin_{ex.image_id}", type="tertiary"):
                 guidelines.unpin_example(ctx.ws.engine, ex.image_id)

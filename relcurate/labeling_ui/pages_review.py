@@ -19,6 +19,7 @@ from relcurate.curation.anonymity import CaptionCheck
 from relcurate.curation.ui_queries import thumbnail_bytes
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
 from relcurate.workspace import Workspace
 
@@ -137,7 +138,7 @@ def _images(item: cap.ReviewItem) -> None:
             with col:
                 data = thumbnail_bytes(card.thumb)
                 if data:
-                    st.image(data, width="stretch")
+                    show_image(data)
                 else:
                     st.caption(escape_md(f"[{card.status}]"))
                 st.caption(f"#{card.id} · " + (escape_md(card.alt_text, max_len=120) if card.alt_text else "no alt-text"))
