@@ -103,3 +103,18 @@ def test_models_cli(ws_with_images):
     assert r.exit_code == 2 and "not a filter" in r.output
     r = runner.invoke(app, ["models", "register", "x", "--kind", "oracle", "--base", "y", *w])
     assert r.exit_code == 2
+
+
+def test_registered_embedding_space_is_offered_to_the_group_builder(ws_with_images):
+    from relcurate.curation import group_search
+
+    ws = ws_with_images
+    mv = register_model(ws, kind="baseline", name="attr", base_model="attribute")
+    embed_workspace(ws, load_model(ws, mv), mv)
+    build_workspace_index(ws, mv)
+    assert "attr-v1" in group_search.available_spaces(ws)
+    ids = [int(i) for i, _ in usable_images(ws)[:3]]
+    found = group_search.more_like_group(ws, ids, space="attr-v1", k=5)
+    assert found.space == "attr-v1" and found.not_embedded == []
+    cands = [n.image_id for n in found.centroid]
+    assert len(cands) == 5 and not set(cands) & set(ids)

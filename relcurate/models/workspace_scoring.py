@@ -55,12 +55,12 @@ def load_vectors(ws: Workspace, mv: ModelVersion) -> tuple[np.ndarray, np.ndarra
 def build_workspace_index(ws: Workspace, mv: ModelVersion, kind: str = "auto") -> VectorIndex:
     ids, vecs = load_vectors(ws, mv)
     index = VectorIndex.build(vecs, ids, kind=kind, model_version=f"{mv.name}:{mv.version}")
-    index.save(vectors_dir(ws, mv) / "index")
+    index.save(vectors_dir(ws, mv))  # beside the shards: group_search lists vectors/*/meta.json as spaces
     return index
 
 
 def load_workspace_index(ws: Workspace, mv: ModelVersion) -> VectorIndex:
-    return VectorIndex.load(vectors_dir(ws, mv) / "index", expected_model_version=f"{mv.name}:{mv.version}")
+    return VectorIndex.load(vectors_dir(ws, mv), expected_model_version=f"{mv.name}:{mv.version}")
 
 
 def score_filter_workspace(ws: Workspace, filter_model, mv: ModelVersion, *, batch_size: int = 16,
