@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import os
 import re
 import urllib.error
 import urllib.request
@@ -87,7 +88,7 @@ def test_image_html_types_and_widths():
     png = out.getvalue()
     assert IMG_SRC.findall(image_html(png))[0].startswith("data:image/png;base64,")
     assert "width:100%" in image_html(png)
-    assert 'style="display:block;max-width:100%;height:auto;"' in image_html(png, width="content")
+    assert 'style="display:block;border-radius:0.5rem;max-width:100%;height:auto;"' in image_html(png, width="content")
     assert "width:120px" in image_html(png, width=120)
     for bad in (0, -3, True, "wide"):
         with pytest.raises(ValueError):
@@ -228,6 +229,14 @@ def _assert_inline_only(page) -> list[bytes]:
     return [_decode_src(s) for s in srcs]
 
 
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("RELCURATE_SCREENSHOTS")  # keep screenshots to look at the pages
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(600)  # let an expander finish opening
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
 @browser
 @pytest.mark.browser
 @pytest.mark.slow
@@ -246,6 +255,7 @@ def test_signed_in_pages_have_no_media_urls_and_media_serves_nothing(iws, chromi
             page.get_by_text("Guidelines").click()  # the pinned examples' thumbnails
             page.wait_for_function("() => document.querySelectorAll('img').length >= 3")
             shown = _assert_inline_only(page)
+            _shot(page, "images-filter")
             first = streamlit_server.image_src(page)
             page.locator("body").press("n")  # keyboard labelling: the next image, inline too
             streamlit_server.wait_image_change(page, first)
@@ -256,6 +266,7 @@ def test_signed_in_pages_have_no_media_urls_and_media_serves_nothing(iws, chromi
             page.wait_for_selector(".st-key-browse_detail img")
             streamlit_server.wait_idle(page)
             shown += _assert_inline_only(page)
+            _shot(page, "images-browse")
             assert len(_page_images(page)) > 12  # thumbnail grid + large view
         finally:
             context.close()

@@ -69,7 +69,7 @@ def image_html(data: bytes, *, alt: str | None = None, caption: str | None = Non
     sniffed, dims = probe(data)
     box = f' width="{dims[0]}" height="{dims[1]}"' if dims else ""
     out = (f'<img src="{data_uri(data, mime or sniffed)}" alt="{_attr_text(alt or "", ALT_MAX)}"{box} '
-           f'style="display:block;{size}">')
+           f'style="display:block;border-radius:0.5rem;{size}">')  # st.image's corners
     if caption:
         # st.image's caption look: small, muted, centred under the picture.
         out += (f'<div style="font-size:0.875rem;opacity:0.6;text-align:center;margin-top:0.25rem">'
