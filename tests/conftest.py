@@ -10,6 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+# Session-scoped tiny Qwen2.5-VL fixtures (tiny_qwen, tiny_qwen_bpe) for every test module.
+pytest_plugins = ["model_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PG_ENV = "RELCURATE_TEST_PG_URL"

@@ -8,17 +8,12 @@ Skips with a reason when /usr/bin/chromium or the playwright package is missing 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from group_fixtures import APP, populate
+from group_fixtures import populate
+from streamlit_server import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
 from relcurate.accounts import create_user
 from relcurate.curation import captions, groups
 from relcurate.db.engine import read_scope
@@ -26,29 +21,17 @@ from relcurate.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parents[1]
 LEAKY = "A {Fruit} shown next to a teapot on a {Surface}."  # "teapot" names what red1 shows
 CLEAN = "A {Fruit} shown next to an {Object} on a {Surface}."
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def playwright_sync():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/setup-browser does it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (requirements-dev.txt pins it)")
+    reason = browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
     return sync_playwright
 
 
@@ -58,32 +41,8 @@ def server(tmp_path_factory, playwright_sync):
     ws = Workspace.init(tmp / "ws")
     ids = populate(ws, tmp)
     create_user(ws.engine, "cur", "curator-password", "curator")
-    port = _free_port()
-    env = {**os.environ, "RELCURATE_WORKSPACE": str(ws.root), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
-        time.sleep(0.2)
-    yield url, ws, ids
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with streamlit_server(ws.root) as url:
+        yield url, ws, ids
     ws.engine.dispose()
 
 

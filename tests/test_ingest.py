@@ -5,9 +5,7 @@ import hashlib
 import json
 import os
 import shutil
-from pathlib import Path
 
-import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_fixtures import noise_images, tiny_qwen  # noqa: F401  (fixtures)
+from model_fixtures import noise_images
 from relcurate.models.protocols import Captioner
 from relcurate.models.qwen_captioner import (
     CAPTION_PROMPT,

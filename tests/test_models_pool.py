@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_fixtures import noise_images, tiny_qwen  # noqa: F401  (fixtures)
+from model_fixtures import noise_images
 from relcurate.models.pool import merge_shards, score_pool, shard_bounds
 
 

@@ -13,7 +13,7 @@ from relcurate.curation.ingest import IngestReport, ingest_items
 from relcurate.curation.pending import download_pending
 from relcurate.curation.queue import sync_pool
 from relcurate.curation.relsim_import import import_relsim_jsonl, is_relsim_training_file
-from relcurate.curation.seed_import import SeedImportReport, import_seed_groups
+from relcurate.curation.seed_import import import_seed_groups
 from relcurate.workspace import Workspace
 
 KINDS = ("folder", "urls", "jsonl", "parquet", "seed_groups")

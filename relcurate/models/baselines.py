@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
