@@ -166,7 +166,8 @@ def test_propose_with_a_real_tiny_captioner(sqlite_workspace, tmp_path):
     with read_scope(ws.engine) as s:
         spec = captions.latest_captioner(s)
     assert spec.name == "tiny" and spec.adapter_path is None
-    model = captions.load_captioner(spec, generation=GenerationSettings(max_new_tokens=8))
+    model = captions.load_captioner(ws, spec, generation=GenerationSettings(max_new_tokens=8))
+    assert model.checker is not None  # generated captions come with the anonymity checker's findings
     expected = model.caption_group(captions.group_images(ws, gid))  # greedy: deterministic
     view = captions.propose_with_model(ws, gid, model, model_version_id=spec.model_version_id)
     assert view.source == "model" and view.model_version_id == spec.model_version_id

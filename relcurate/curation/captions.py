@@ -17,7 +17,6 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from PIL import Image as PILImage
 from sqlmodel import Session, select
@@ -369,9 +368,9 @@ def latest_captioner(session: Session) -> CaptionerSpec | None:
     return CaptionerSpec(mv.id, mv.name, mv.version, mv.base_model, mv.adapter_path)
 
 
-def load_captioner(spec: CaptionerSpec, **kwargs) -> Captioner:
-    """Qwen2.5-VL (+ LoRA adapter) for a registered captioner; heavy, so cache the result."""
-    from relcurate.models.qwen_captioner import QwenCaptioner
+def load_captioner(ws: Workspace, spec: CaptionerSpec, **kwargs) -> Captioner:
+    """Qwen2.5-VL (+ LoRA adapter) for a registered captioner, through the model registry (paths
+    resolved in the workspace, anonymity checker attached); heavy, so cache the result."""
+    from relcurate.models.registry import get_model_version_by_id, load_model
 
-    adapter = spec.adapter_path if spec.adapter_path and Path(spec.adapter_path).exists() else None
-    return QwenCaptioner(spec.base_model, adapter, **kwargs)
+    return load_model(ws, get_model_version_by_id(ws, spec.model_version_id), **kwargs)

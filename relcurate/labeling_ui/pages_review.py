@@ -112,7 +112,7 @@ def _propose(ctx: PageContext, group_id: int) -> None:
     with read_scope(ctx.ws.engine) as s:
         spec = cap.latest_captioner(s)
     try:
-        model = _captioner(str(ctx.ws.root), spec) if spec else None
+        model = _captioner(str(ctx.ws.root), ctx.ws, spec) if spec else None
         cap.propose_with_model(ctx.ws, group_id, model, model_version_id=spec.model_version_id if spec else None,
                                user_id=ctx.user.id)
     except cap.CaptionError as exc:
@@ -122,8 +122,8 @@ def _propose(ctx: PageContext, group_id: int) -> None:
 
 
 @st.cache_resource(show_spinner="Loading the captioner…", max_entries=1)
-def _captioner(root: str, spec: cap.CaptionerSpec):
-    return cap.load_captioner(spec)
+def _captioner(root: str, _ws, spec: cap.CaptionerSpec):  # cached on (root, spec); _ws is not hashed
+    return cap.load_captioner(_ws, spec)
 
 
 def _go(current: int) -> None:

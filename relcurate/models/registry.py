@@ -38,6 +38,14 @@ def register_model(ws: Workspace, *, kind: str, name: str, base_model: str, adap
         return mv
 
 
+def get_model_version_by_id(ws: Workspace, mv_id: int) -> ModelVersion:
+    with read_scope(ws.engine) as s:
+        mv = s.get(ModelVersion, mv_id)
+    if mv is None:
+        raise ModelNotFound(f"no model version id {mv_id}")
+    return mv
+
+
 def get_model_version(ws: Workspace, name: str, version: int | None = None) -> ModelVersion:
     """A version of `name`; the latest when `version` is None. Also accepts "name:version"."""
     if version is None and ":" in name:
@@ -87,18 +95,22 @@ def resolve_path(ws: Workspace, path: str | None) -> str | None:
     return str(local) if local.exists() else path
 
 
-def load_model(ws: Workspace, mv: ModelVersion, *, device: str | None = None, dtype: str | None = None):
-    """The backend object for a registered version: a Filter, Captioner or Embedder."""
+def load_model(ws: Workspace, mv: ModelVersion, *, device: str | None = None, dtype: str | None = None,
+               **overrides: Any):
+    """The backend object for a registered version: a Filter, Captioner or Embedder.
+    `overrides` win over the version's stored `config["init"]` keyword arguments."""
     base = resolve_path(ws, mv.base_model)
     adapter = resolve_path(ws, mv.adapter_path)
-    init = dict(mv.config.get("init", {}))
+    init = {**mv.config.get("init", {}), **overrides}
     if mv.kind == ModelKind.filter:
         from relcurate.models.qwen_filter import QwenFilter
 
         return QwenFilter(base, adapter, device=device, dtype=dtype, **init)
     if mv.kind == ModelKind.captioner:
+        from relcurate.curation.anonymity import check_caption
         from relcurate.models.qwen_captioner import QwenCaptioner
 
+        init.setdefault("checker", check_caption)  # every generated caption carries its findings
         return QwenCaptioner(base, adapter, device=device, dtype=dtype, **init)
     if mv.kind == ModelKind.relsim:
         from relcurate.models.relsim_embedder import RelsimEmbedder
