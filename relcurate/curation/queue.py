@@ -336,14 +336,23 @@ def _lease(s: Session, *, kind: str, image_id: int, user_id: int, now: datetime,
 def _take_statement(order: TaskOrder, pg: bool):
     """One statement that picks the strategy's first open task and takes a slot of it:
     UPDATE label_task SET assigned = assigned + 1 ... WHERE image_id = (first candidate)
-    RETURNING image_id. On PostgreSQL the candidate is locked with SKIP LOCKED, so concurrent
-    annotators take different rows instead of queueing on the same one."""
+    RETURNING image_id.
+
+    On PostgreSQL the candidate is locked with SKIP LOCKED, so concurrent annotators take
+    different rows instead of queueing on the same one, and it is joined as a CTE
+    (UPDATE ... FROM pick): with a scalar subquery instead, a candidate that another annotator
+    had just taken a slot of sends the UPDATE into its EvalPlanQual recheck, which re-ran the
+    SKIP LOCKED subquery, got a different row and updated nothing — `next_task` then wrongly
+    said the pool was empty (seen under CPU load in the stress test)."""
     pick = order.order(_CANDIDATES).limit(1)
+    values = dict(assigned=_T.c.assigned + 1, is_open=_T.c.assigned + 1 < _T.c.target)
     if pg:
-        pick = pick.with_for_update(of=_T, skip_locked=True)
+        picked = pick.with_for_update(of=_T, skip_locked=True).cte("pick")
+        return (update(_T).where(_T.c.kind == _b("k"), _T.c.image_id == picked.c.image_id)
+                .values(**values).returning(_T.c.image_id))
     return (update(_T)
             .where(_T.c.kind == _b("k"), _T.c.image_id == pick.correlate(None).scalar_subquery())
-            .values(assigned=_T.c.assigned + 1, is_open=_T.c.assigned + 1 < _T.c.target)
+            .values(**values)
             .returning(_T.c.image_id))
 
 
