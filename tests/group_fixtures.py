@@ -7,9 +7,7 @@ second on SQLite.
 """
 from __future__ import annotations
 
-import html
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from relcurate.curation.pipeline import ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Image, ImageSource
 from relcurate.workspace import Workspace
+from apptest_helpers import as_displayed, goto
 
 FAMILIES = {"red": (200, 40, 40), "blue": (40, 60, 200), "green": (40, 170, 60)}
 # Every alt-text of a family shares its first words; the object after them differs per image
@@ -106,23 +105,6 @@ def open_app(ws: Workspace, monkeypatch, username: str, password: str, page: str
     at.button[0].click().run()
     assert not at.exception, at.exception
     return goto(at, page) if page else at
-
-
-def goto(at, url_path: str):
-    """What a browser does for http://host/<url_path> (AppTest.switch_page only knows file pages)."""
-    from streamlit.util import calc_hash
-
-    at._page_hash = calc_hash(url_path)
-    return at.run()
-
-
-def registered_pages(at) -> set[str]:
-    return {info["page_name"] for info in at._registered_pages.values()}
-
-
-def as_displayed(markdown: str) -> str:
-    """What a CommonMark renderer shows for escaped text: backslash escapes and entities resolved."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
 
 
 def shown_text(at) -> str:

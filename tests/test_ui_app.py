@@ -6,9 +6,7 @@ change data use their own usernames so the order of tests does not matter.
 """
 from __future__ import annotations
 
-import html
 import json
-import re
 import time
 from pathlib import Path
 
@@ -16,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 from streamlit.testing.v1 import AppTest
-from streamlit.util import calc_hash
 
 from relcurate import accounts
 from relcurate.curation.browse import list_images
@@ -24,6 +21,7 @@ from relcurate.curation.pipeline import ingest_source
 from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
+from apptest_helpers import as_displayed, goto, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 SCRIPT_ALT = "<script>alert(1)</script>"
@@ -69,28 +67,6 @@ def login(at: AppTest, username: str, password: str | None = None) -> AppTest:
     at.text_input(key="login_username").input(username)
     at.text_input(key="login_password").input(PASSWORDS.get(username, "") if password is None else password)
     return at.button[0].click().run()
-
-
-def goto(at: AppTest, url_path: str) -> AppTest:
-    """What a browser does for http://host/<url_path>: request the page whose hash is that path's.
-    (AppTest.switch_page only knows file-based pages; ours are functions.)"""
-    at._page_hash = calc_hash(url_path)
-    return at.run()
-
-
-def url_paths(at: AppTest) -> set[str]:
-    """The pages the app registered in its last run (the default page has url_pathname '')."""
-    return {info["page_name"] for info in at._registered_pages.values()}
-
-
-def titles(at: AppTest) -> list[str]:
-    return [t.value for t in at.title]
-
-
-def as_displayed(markdown: str) -> str:
-    """The characters a CommonMark renderer shows for escaped text: backslash escapes and
-    entities resolved."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
 
 
 def everything_text(at: AppTest) -> str:

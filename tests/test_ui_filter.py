@@ -6,9 +6,7 @@ One workspace per module; the queue runs in "sequential" order so the first task
 """
 from __future__ import annotations
 
-import html
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.pages_filter import K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from streamlit.util import calc_hash
+from apptest_helpers import as_displayed, goto, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 
@@ -64,25 +62,6 @@ def app(fws, monkeypatch) -> AppTest:
     monkeypatch.setenv(WORKSPACE_ENV, str(fws.root))
     monkeypatch.delenv(auth.IDLE_ENV, raising=False)
     return AppTest.from_file(str(APP), default_timeout=60).run()
-
-
-def goto(at: AppTest, url_path: str) -> AppTest:
-    """What a browser does for http://host/<url_path> (AppTest.switch_page only knows file pages)."""
-    at._page_hash = calc_hash(url_path)
-    return at.run()
-
-
-def url_paths(at: AppTest) -> set[str]:
-    return {info["page_name"] for info in at._registered_pages.values()}
-
-
-def titles(at: AppTest) -> list[str]:
-    return [t.value for t in at.title]
-
-
-def as_displayed(markdown: str) -> str:
-    """What a CommonMark renderer shows for escaped text: backslash escapes and entities resolved."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
 
 
 def everything_text(at: AppTest) -> str:

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from group_fixtures import as_displayed, open_app, populate, registered_pages, shown_text
+from apptest_helpers import as_displayed, url_paths as registered_pages
+from group_fixtures import open_app, populate, shown_text
 from relcurate.accounts import create_user
 from relcurate.curation import captions, groups
 from relcurate.db.engine import read_scope, session_scope
