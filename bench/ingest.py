@@ -24,9 +24,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from image_fixtures import make_jpeg_folder  # noqa: E402
 
-from relcurate.curation.imagecheck import decode_only  # noqa: E402
-from relcurate.curation.ingest import default_workers  # noqa: E402
-from relcurate.curation.pipeline import ingest_source  # noqa: E402
+from relcurate.curation.ingest.imagecheck import decode_only  # noqa: E402
+from relcurate.curation.ingest.store_writes import default_workers  # noqa: E402
+from relcurate.curation.ingest.pipeline import ingest_source  # noqa: E402
 from relcurate.workspace import Workspace  # noqa: E402
 
 

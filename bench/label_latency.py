@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from image_fixtures import make_jpeg_folder  # noqa: E402
 from relcurate import accounts  # noqa: E402
 from relcurate.curation import labels, queue  # noqa: E402
-from relcurate.curation.pipeline import ingest_source  # noqa: E402
+from relcurate.curation.intake import ingest_and_queue as ingest_source  # noqa: E402
 from relcurate.db.engine import make_engine, normalise_url, read_scope  # noqa: E402
 from relcurate.workspace import Workspace  # noqa: E402
 from streamlit_server import (CHROMIUM, IMAGE_SELECTOR, LAUNCH_ARGS, browser_skip_reason, image_src,  # noqa: E402
@@ -170,8 +170,8 @@ def build(backend: str, n_images: int, tmp: Path, pg_base: str) -> tuple[Workspa
     bulk_image_rows(ws, n_images - len(real))
     timings["rows_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    queue.set_config(ws.engine, overlap_k=2, overlap_fraction=0.1, gold_rate=0.0)
-    queue.sync_pool(ws.engine, seed=0)
+    leases.set_config(ws.engine, overlap_k=2, overlap_fraction=0.1, gold_rate=0.0)
+    leases.sync_pool(ws.engine, seed=0)
     timings["pool_s"] = time.perf_counter() - t
     link_files_for_first_tasks(ws, real, 1500)
     if backend == "postgresql":
@@ -194,9 +194,9 @@ def measure_library(ws: Workspace, calls: int) -> dict:
     new, resume = [], []
     for i in range(calls + 20):
         t0 = time.perf_counter()
-        task = queue.next_task(eng, uid)
+        task = leases.next_task(eng, uid)
         t1 = time.perf_counter()
-        again = queue.next_task(eng, uid)
+        again = leases.next_task(eng, uid)
         t2 = time.perf_counter()
         assert again.assignment_id == task.assignment_id
         labels.record_label(eng, image_id=task.image_id, user_id=uid, answer="yes" if rng.random() < 0.1 else "no",

@@ -18,8 +18,8 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from relcurate.accounts import create_user
-from relcurate.curation.groups import create_group
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.groups.membership import create_group
+from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Caption, CaptionStatus, GroupStatus, Image, ImageSource, NearDuplicate
 from relcurate.workspace import Workspace

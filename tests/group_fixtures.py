@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlmodel import select
 
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Image, ImageSource
 from relcurate.workspace import Workspace

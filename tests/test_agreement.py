@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from labeling_helpers import add_image_rows, add_users
-from relcurate.curation import agreement, labels, queue
+from relcurate.curation.labeling import agreement, labels, leases
 
 
 def test_cohen_kappa_by_hand():
@@ -40,7 +40,7 @@ def labelled(workspace):
     imgs = add_image_rows(eng, 7)
     users = add_users(eng, ["ann", "bob", "cy"])
     rev = add_users(eng, ["rita"], role="reviewer")["rita"]
-    queue.set_gold(eng, imgs[6], "yes")
+    leases.set_gold(eng, imgs[6], "yes")
     table = {  # image index -> answers of ann, bob, cy (None: no label)
         0: ("yes", "yes", "yes"),
         1: ("yes", "no", None),  # tie -> dispute

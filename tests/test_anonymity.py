@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relcurate.curation.anonymity import check_caption, normalise_caption, summarise
+from relcurate.curation.groups.anonymity import check_caption, normalise_caption, summarise
 
 SEED_GROUPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed_group.json"
 

@@ -20,9 +20,10 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
+from relcurate.models.protocols import FILTER_QUESTION
 from relcurate import accounts
-from relcurate.curation import labels, queue
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.labeling import labels, leases
+from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel
 from relcurate.workspace import Workspace
@@ -65,8 +66,8 @@ def served(tmp_path_factory):
     for i in range(14):  # distinct pictures: every task has its own image URL
         PILImage.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"p{i:02d}.png")
     ingest_source(ws, folder, workers=1)
-    queue.set_config(ws.engine, strategy="sequential", overlap_fraction=0.0)
-    queue.sync_pool(ws.engine)
+    leases.set_config(ws.engine, strategy="sequential", overlap_fraction=0.0)
+    leases.sync_pool(ws.engine)
     with streamlit_server(ws.root) as url:
         yield url, ws
     ws.engine.dispose()
@@ -84,7 +85,7 @@ def test_label_ten_with_keyboard_then_undo(served, tab):
     page = tab
     login(page, url, "ann", PASSWORD)
     open_page(page, "Filter labeling")
-    page.get_by_text(labels.FILTER_QUESTION).wait_for()
+    page.get_by_text(FILTER_QUESTION).wait_for()
     page.wait_for_selector(".st-key-filter_image img")
     _shot(page, "filter-start")
 
@@ -114,4 +115,4 @@ def test_label_ten_with_keyboard_then_undo(served, tab):
     assert len(current) == 9 and decisions[-1].image_id not in {c.image_id for c in current}
     assert [c.answer for c in current] == [e.answer for e in decisions[:9]]
     # The undone image is this annotator's task again.
-    assert queue.next_task(ws.engine, ann).image_id == decisions[-1].image_id
+    assert leases.next_task(ws.engine, ann).image_id == decisions[-1].image_id

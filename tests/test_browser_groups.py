@@ -15,7 +15,7 @@ import pytest
 from group_fixtures import populate
 from streamlit_server import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
 from relcurate.accounts import create_user
-from relcurate.curation import captions, groups
+from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.engine import read_scope
 from relcurate.workspace import Workspace
 

@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from group_fixtures import populate
 from relcurate.accounts import create_user
-from relcurate.curation import captions, groups
-from relcurate.curation.captions import CaptionError
+from relcurate.curation.groups import captions, membership as groups
+from relcurate.curation.groups.captions import CaptionError
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import CaptionReview, GroupStatus, Image, ImageStatus, ModelKind, ModelVersion, SeedGroup
 

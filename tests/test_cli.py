@@ -62,7 +62,7 @@ def test_errors_are_clear(tmp_path):
 def test_kill_9_then_rerun_completes_consistently(tmp_path):
     """Kill the ingest mid-run with SIGKILL, re-run it, and check the store is complete and
     consistent: every file exactly once, each stored original present, no half rows."""
-    from relcurate.curation.stats import workspace_stats
+    from relcurate.curation.catalog.stats import workspace_stats
     from relcurate.workspace import Workspace
 
     ws_dir, src = tmp_path / "ws", tmp_path / "src"

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from labeling_helpers import add_image_rows, add_users
 from relcurate.cli.labeling import app
-from relcurate.curation import labels, queue
+from relcurate.curation.labeling import labels, leases
 
 runner = CliRunner()
 
@@ -21,7 +21,7 @@ def test_labeling_commands(sqlite_workspace, tmp_path):
     r = runner.invoke(app, ["sync", *w])
     assert r.exit_code == 0 and "pooled 4 images" in r.output
     r = runner.invoke(app, ["config", "--overlap-fraction", "1.0", "--lease-minutes", "30", *w])
-    assert r.exit_code == 0 and queue.get_config(ws.engine).lease_seconds == 1800
+    assert r.exit_code == 0 and leases.get_config(ws.engine).lease_seconds == 1800
     assert runner.invoke(app, ["config", "--overlap-fraction", "2", *w]).exit_code == 2
     assert runner.invoke(app, ["gold", str(imgs[3]), "yes", *w]).exit_code == 0
     assert runner.invoke(app, ["gold", str(imgs[3]), "maybe", *w]).exit_code == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import select
 
 from relcurate.accounts import authenticate
-from relcurate.curation.demo import build_demo
-from relcurate.curation.stats import workspace_stats
-from relcurate.curation.synthetic import TEMPLATES
+from relcurate.curation.demo.build import build_demo
+from relcurate.curation.catalog.stats import workspace_stats
+from relcurate.curation.demo.synthetic import TEMPLATES
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Image
 from relcurate.workspace import Workspace

@@ -9,9 +9,9 @@ import threading
 import pytest
 from PIL import Image as PILImage
 
-from relcurate.curation.download import RefusedURL, check_url
-from relcurate.curation.pipeline import ingest_source
-from relcurate.curation.stats import workspace_stats
+from relcurate.curation.ingest.download import RefusedURL, check_url
+from relcurate.curation.ingest.pipeline import ingest_source
+from relcurate.curation.catalog.stats import workspace_stats
 
 
 def _png(color) -> bytes:

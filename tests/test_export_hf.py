@@ -73,7 +73,7 @@ def test_same_state_twice_is_byte_identical(curated, tmp_path):
 
 
 def test_small_shards_and_filter_dataset(curated, tmp_path):
-    from relcurate.curation.agreement import Consensus
+    from relcurate.curation.labeling.agreement import Consensus
 
     ws, ids = curated.ws, curated.ids
     labels = {ids[k]: Consensus(ids[k], a, "majority", 1, 0) for k, a in

@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from export_fixtures import URLS, build_curated, read_jsonl
 from relcurate.accounts import create_user
-from relcurate.curation.pipeline import ingest_source
-from relcurate.curation.sources import reference_hash
+from relcurate.curation.ingest.pipeline import ingest_source
+from relcurate.curation.ingest.sources import reference_hash
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Caption, ExportManifest, Image
 from relcurate.exports.common import ExportError

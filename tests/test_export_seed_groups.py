@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from export_fixtures import build_curated, read_jsonl
 from relcurate.accounts import create_user
-from relcurate.curation.captions import review_caption
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.groups.captions import review_caption
+from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Caption, User
 from relcurate.exports.seed_groups import export_seed_groups, reference_caption

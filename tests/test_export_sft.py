@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from export_fixtures import build_curated, read_jsonl
-from relcurate.curation import agreement, labels
+from relcurate.curation.labeling import agreement, labels
 from relcurate.db.engine import read_scope
 from relcurate.db.models import User
 from relcurate.exports.sft import export_captioner_sft, export_filter_sft
@@ -82,7 +82,7 @@ def test_filter_sft_rows_and_class_counts(labelled, tmp_path):
 
 def test_filter_sft_reference_paths_and_custom_consensus(labelled, tmp_path):
     """images="reference" points at the store; any consensus function with the same shape works."""
-    from relcurate.curation.agreement import Consensus
+    from relcurate.curation.labeling.agreement import Consensus
 
     cur = labelled
     fixed = {cur.ids["p10"]: Consensus(cur.ids["p10"], "yes", "majority", 1, 0)}

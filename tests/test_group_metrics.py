@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from relcurate.curation.group_metrics import (
+from relcurate.curation.groups.group_metrics import (
     adjusted_rand_index,
     labels_from_groups,
     pairwise_comembership,

@@ -9,9 +9,9 @@ from PIL import Image as PILImage
 
 from group_fixtures import populate
 from relcurate.accounts import create_user
-from relcurate.curation import captions, group_search, groups
-from relcurate.curation.group_search import BUILTIN_SPACE, BrowseFilter
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.groups import captions, group_search, membership as groups
+from relcurate.curation.groups.group_search import BUILTIN_SPACE, BrowseFilter
+from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import CurrentLabel, FilterLabel
 from relcurate.models.index import VectorIndex

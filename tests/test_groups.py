@@ -7,8 +7,8 @@ import pytest
 from sqlmodel import select
 
 from relcurate.accounts import create_user
-from relcurate.curation import captions, groups
-from relcurate.curation.groups import GroupError
+from relcurate.curation.groups import captions, membership as groups
+from relcurate.curation.groups.membership import GroupError
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import Caption, CaptionStatus, GroupMember, GroupStatus, Image, ImageStatus, SeedGroup
 
@@ -273,7 +273,7 @@ def test_compare_curators(workspace):
 
 
 def test_real_oversized_seed_groups_split_into_valid_parts(sqlite_workspace, seed_group_file):
-    from relcurate.curation.seed_import import import_seed_groups
+    from relcurate.curation.ingest.seed_import import import_seed_groups
 
     import_seed_groups(sqlite_workspace, seed_group_file)
     with read_scope(sqlite_workspace.engine) as s:

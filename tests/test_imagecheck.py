@@ -1,4 +1,4 @@
-"""relcurate.curation.imagecheck: full verification, thumbnails and phash of single images."""
+"""relcurate.curation.ingest.imagecheck: full verification, thumbnails and phash of single images."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from relcurate.curation.imagecheck import (
+from relcurate.curation.ingest.imagecheck import (
     REJECT_REASONS,
     CheckedImage,
     Rejected,

@@ -10,9 +10,9 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from image_fixtures import BAD_UTF8_NAME, OK, make_mixed_folder
-from relcurate.curation.pipeline import ingest_source
-from relcurate.curation.sources import file_uri, reference_hash
-from relcurate.curation.stats import workspace_stats
+from relcurate.curation.ingest.pipeline import ingest_source
+from relcurate.curation.ingest.sources import file_uri, reference_hash
+from relcurate.curation.catalog.stats import workspace_stats
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Image, ImageSource, NearDuplicate, RejectedRecord
 

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from labeling_helpers import add_image_rows, add_users
-from relcurate.curation import labels, queue
+from relcurate.curation.labeling import labels, leases
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel, TaskAssignment
 
@@ -18,7 +18,7 @@ def store(workspace):
     eng = workspace.engine
     images = add_image_rows(eng, 6)
     users = add_users(eng, ["ann", "bob"])
-    queue.sync_pool(eng, seed=0)
+    leases.sync_pool(eng, seed=0)
     return eng, images, users
 
 
@@ -37,7 +37,7 @@ def _currents(eng):
 
 def test_record_is_idempotent_per_request(store):
     eng, images, users = store
-    t = queue.next_task(eng, users["ann"])
+    t = leases.next_task(eng, users["ann"])
     first = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="yes",
                                 request_id=t.request_id, lead_time_ms=812)
     again = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="no",
@@ -74,9 +74,9 @@ def test_change_of_mind_appends_and_supersedes(store):
 def test_undo_retracts_and_releases_the_image(store):
     eng, _, users = store
     ann = users["ann"]
-    t1 = queue.next_task(eng, ann)
+    t1 = leases.next_task(eng, ann)
     r1 = labels.record_label(eng, image_id=t1.image_id, user_id=ann, answer="no", request_id=t1.request_id)
-    t2 = queue.next_task(eng, ann)
+    t2 = leases.next_task(eng, ann)
     assert t2.image_id != t1.image_id
     undo = labels.undo_label(eng, user_id=ann, label_id=r1.label_id)
     assert undo.undone and undo.releasing and undo.image_id == t1.image_id
@@ -84,12 +84,12 @@ def test_undo_retracts_and_releases_the_image(store):
     assert [(e.answer, e.supersedes_id) for e in labels.label_history(eng, t1.image_id)] == [
         ("no", None), (labels.RETRACT, r1.label_id)]
     # The undone image comes back first, under a new request id; then the one after it.
-    back = queue.next_task(eng, ann)
+    back = leases.next_task(eng, ann)
     assert back.image_id == t1.image_id and back.request_id != t1.request_id
     assert not labels.undo_label(eng, user_id=ann, label_id=r1.label_id).undone  # a double press
     r1b = labels.record_label(eng, image_id=back.image_id, user_id=ann, answer="yes", request_id=back.request_id)
     assert r1b.supersedes_id is None  # the retraction left no label in force
-    assert queue.next_task(eng, ann).image_id == t2.image_id
+    assert leases.next_task(eng, ann).image_id == t2.image_id
     assert not labels.undo_label(eng, user_id=users["bob"], label_id=r1b.label_id).undone  # not bob's
     labels.record_label(eng, image_id=back.image_id, user_id=ann, answer="no", request_id="later")
     refused = labels.undo_label(eng, user_id=ann, label_id=r1b.label_id)
@@ -101,14 +101,14 @@ def test_undo_retracts_and_releases_the_image(store):
 
 def test_undo_of_skip_refused_when_overlap_taken(store):
     eng, _, users = store
-    queue.set_config(eng, overlap_fraction=0.0)  # one annotator per image
-    t = queue.next_task(eng, users["ann"])
+    leases.set_config(eng, overlap_fraction=0.0)  # one annotator per image
+    t = leases.next_task(eng, users["ann"])
     r = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="skip", request_id=t.request_id)
-    tb = queue.next_task(eng, users["bob"])
+    tb = leases.next_task(eng, users["bob"])
     assert tb.image_id == t.image_id  # the skipped slot went back to the pool
     u = labels.undo_label(eng, user_id=users["ann"], label_id=r.label_id)
     assert u.undone and not u.releasing  # retracted, but ann is not handed a third annotator's slot
-    assert queue.next_task(eng, users["ann"]).image_id != t.image_id
+    assert leases.next_task(eng, users["ann"]).image_id != t.image_id
 
 
 @pytest.mark.parametrize("same_request", [True, False])

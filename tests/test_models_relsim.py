@@ -13,6 +13,7 @@ from relcurate.models.relsim_checkpoint import (
     PROJECTION_FILE,
     describe_checkpoint,
     load_relsim_checkpoint,
+    save_relsim_checkpoint,
     read_projection_config,
 )
 from relcurate.models.relsim_embedder import QUERY_TOKEN, RelsimEmbedder, relsim_preprocess
@@ -110,7 +111,7 @@ def test_score_and_score_many(trained):
 
 
 def test_save_load_roundtrip_is_identical(tiny_qwen, trained, tmp_path):
-    out = trained.save(tmp_path / "ckpt", global_step=7)
+    out = save_relsim_checkpoint(trained, tmp_path / "ckpt", global_step=7)
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", PROJECTION_FILE):
         assert (out / name).exists()
     cfg = read_projection_config(out)
@@ -127,7 +128,7 @@ def test_save_load_roundtrip_is_identical(tiny_qwen, trained, tmp_path):
 
 
 def test_loader_rejects_mismatched_query_id(tiny_qwen, trained, tmp_path):
-    out = trained.save(tmp_path / "ckpt")
+    out = save_relsim_checkpoint(trained, tmp_path / "ckpt")
     cfg = read_projection_config(out)
     cfg["query_token_id"] = 5
     torch.save(cfg, out / PROJECTION_FILE)
@@ -187,5 +188,5 @@ def test_query_token_without_a_spare_row_grows_embeddings(tmp_path):
         perturb_trainable(emb)
         emb.eval()
         images = noise_images(2, seed=10)
-        out = emb.save(tmp_path / f"ckpt-{train_query}")
+        out = save_relsim_checkpoint(emb, tmp_path / f"ckpt-{train_query}")
         np.testing.assert_allclose(load_relsim_checkpoint(out, path).embed(images), emb.embed(images), atol=1e-6)

@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from model_fixtures import noise_images, perturb_trainable
-from relcurate.models.relsim_checkpoint import _saved_embedding_rows, load_relsim_checkpoint
+from relcurate.models.relsim_checkpoint import _saved_embedding_rows, load_relsim_checkpoint, save_relsim_checkpoint
 from relcurate.models.relsim_embedder import RelsimEmbedder
 
 relsim = pytest.importorskip("relsim", reason="reference package relsim==0.1.0 not installed")
@@ -92,7 +92,7 @@ def _reference_embed(api, images):
 def test_reference_loader_reads_our_checkpoint(patched_reference, tiny_qwen, tmp_path):
     ours = RelsimEmbedder.new(tiny_qwen, image_size=SIZE)
     perturb_trainable(ours)  # LoRA, the <|query|> row and the projection all differ from init
-    ours.eval().save(tmp_path / "ours")
+    save_relsim_checkpoint(ours.eval(), tmp_path / "ours")
 
     model, preprocess = relsim.relsim(pretrained=True, checkpoint_dir=str(tmp_path / "ours"))
     images = noise_images(3, sizes=[(SIZE, SIZE)] * 3)

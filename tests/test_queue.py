@@ -12,8 +12,8 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from labeling_helpers import add_image_rows, add_users
-from relcurate.curation import labels, queue
-from relcurate.curation.task_order import RandomOrder, register_strategy, strategy_names
+from relcurate.curation.labeling import labels, leases
+from relcurate.curation.labeling.task_order import RandomOrder, register_strategy, strategy_names
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import Image, LabelTask, ModelVersion, TaskAssignment, utcnow
 
@@ -22,9 +22,9 @@ def _decide(eng, user_id, task, answer="yes"):
     return labels.record_label(eng, image_id=task.image_id, user_id=user_id, answer=answer, request_id=task.request_id)
 
 
-def _drain(eng, user_id, answer="yes", limit=1000) -> list[queue.Task]:
+def _drain(eng, user_id, answer="yes", limit=1000) -> list[leases.Task]:
     out = []
-    while (t := queue.next_task(eng, user_id)) is not None and len(out) < limit:
+    while (t := leases.next_task(eng, user_id)) is not None and len(out) < limit:
         out.append(t)
         _decide(eng, user_id, t, answer)
     return out
@@ -40,34 +40,34 @@ def test_sync_pool_incremental_and_full(workspace):
     ok = add_image_rows(eng, 5)
     add_image_rows(eng, 1, start=100, status="quarantined")
     pending = add_image_rows(eng, 1, start=200, status="pending_download")
-    assert queue.sync_pool(eng, seed=1) == 5
-    assert queue.sync_pool(eng) == 0
+    assert leases.sync_pool(eng, seed=1) == 5
+    assert leases.sync_pool(eng) == 0
     more = add_image_rows(eng, 2, start=300)
-    assert queue.sync_pool(eng) == 2
+    assert leases.sync_pool(eng) == 2
     # A download finishing later makes an *older* id usable: only the full pass finds it.
     with session_scope(eng) as s:
         s.execute(update(Image).where(Image.id == pending[0]).values(status="ok"))
-    assert queue.sync_pool(eng) == 0
-    assert queue.sync_pool(eng, full=True) == 1
+    assert leases.sync_pool(eng) == 0
+    assert leases.sync_pool(eng, full=True) == 1
     with read_scope(eng) as s:
         pooled = set(s.exec(select(LabelTask.image_id)))
         keys = list(s.exec(select(LabelTask.order_key)))
     assert pooled == set(ok) | set(more) | set(pending)
-    assert len(set(keys)) == len(keys) and all(0 <= k < queue.ORDER_KEY_SPAN for k in keys)
+    assert len(set(keys)) == len(keys) and all(0 <= k < leases.ORDER_KEY_SPAN for k in keys)
 
 
 def test_overlap_k_annotators_then_exhausted(workspace):
     eng = workspace.engine
     images = add_image_rows(eng, 5)
     users = add_users(eng, ["a", "b", "c"])
-    queue.set_config(eng, overlap_k=2, overlap_fraction=1.0)
-    queue.sync_pool(eng, seed=2)
+    leases.set_config(eng, overlap_k=2, overlap_fraction=1.0)
+    leases.sync_pool(eng, seed=2)
     got_a = [t.image_id for t in _drain(eng, users["a"])]
     got_b = [t.image_id for t in _drain(eng, users["b"])]
     assert sorted(got_a) == sorted(got_b) == sorted(images)
-    assert queue.next_task(eng, users["c"]) is None  # every image has its two annotators
+    assert leases.next_task(eng, users["c"]) is None  # every image has its two annotators
     assert all(t.strategy == "random" and t.model_version_id is None for t in _assignments(eng))
-    sizes = queue.queue_sizes(eng)
+    sizes = leases.queue_sizes(eng)
     assert sizes["open_images"] == 0 and sizes["decisions_needed"] == 10 and sizes["decisions_done"] == 10
     # The random order is one fixed permutation shared by everybody.
     assert got_a == got_b
@@ -76,62 +76,62 @@ def test_overlap_k_annotators_then_exhausted(workspace):
 def test_overlap_fraction_mixes_one_and_k(workspace):
     eng = workspace.engine
     add_image_rows(eng, 400)
-    queue.set_config(eng, overlap_k=3, overlap_fraction=0.25)
-    queue.sync_pool(eng, seed=3)
+    leases.set_config(eng, overlap_k=3, overlap_fraction=0.25)
+    leases.sync_pool(eng, seed=3)
     with read_scope(eng) as s:
         targets = Counter(s.exec(select(LabelTask.target)))
     assert set(targets) == {1, 3} and 60 < targets[3] < 140
-    queue.set_config(eng, overlap_fraction=0.0)  # reconfiguring recomputes every target
+    leases.set_config(eng, overlap_fraction=0.0)  # reconfiguring recomputes every target
     with read_scope(eng) as s:
         assert set(s.exec(select(LabelTask.target))) == {1}
-    with pytest.raises(queue.QueueError):
-        queue.set_config(eng, overlap_fraction=1.5)
-    with pytest.raises(queue.QueueError):
-        queue.set_config(eng, strategy="no-such-order")
+    with pytest.raises(leases.QueueError):
+        leases.set_config(eng, overlap_fraction=1.5)
+    with pytest.raises(leases.QueueError):
+        leases.set_config(eng, strategy="no-such-order")
 
 
 def test_live_lease_is_resumed_and_expired_lease_returns(workspace):
     eng = workspace.engine
     images = add_image_rows(eng, 1)
     users = add_users(eng, ["a", "b"])
-    queue.set_config(eng, overlap_fraction=0.0, lease_seconds=60)
-    queue.sync_pool(eng)
+    leases.set_config(eng, overlap_fraction=0.0, lease_seconds=60)
+    leases.sync_pool(eng)
     t0 = utcnow()
-    ta = queue.next_task(eng, users["a"], now=t0)
+    ta = leases.next_task(eng, users["a"], now=t0)
     assert ta.image_id == images[0]
-    again = queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=20))
+    again = leases.next_task(eng, users["a"], now=t0 + timedelta(seconds=20))
     assert again.assignment_id == ta.assignment_id and again.request_id == ta.request_id  # same shown task
     assert again.expires_at == ta.expires_at  # more than half the lease left: not rewritten
-    again = queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=40))
+    again = leases.next_task(eng, users["a"], now=t0 + timedelta(seconds=40))
     assert again.expires_at == t0 + timedelta(seconds=100)  # extended from the last visit
-    assert queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=80)) is None
+    assert leases.next_task(eng, users["b"], now=t0 + timedelta(seconds=80)) is None
     # a walks away; after the lease lapses the image goes to b.
-    tb = queue.next_task(eng, users["b"], now=t0 + timedelta(seconds=220))
+    tb = leases.next_task(eng, users["b"], now=t0 + timedelta(seconds=220))
     assert tb is not None and tb.image_id == images[0]
     statuses = {t.user_id: t.status for t in _assignments(eng)}
     assert statuses == {users["a"]: "expired", users["b"]: "leased"}
     # a's late answer is still kept (never lose a decision); the task is full.
     late = labels.record_label(eng, image_id=ta.image_id, user_id=users["a"], answer="no", request_id=ta.request_id)
     assert not late.duplicate
-    assert queue.next_task(eng, users["a"], now=t0 + timedelta(seconds=230)) is None
+    assert leases.next_task(eng, users["a"], now=t0 + timedelta(seconds=230)) is None
 
 
 def test_skip_and_release_give_the_slot_back(workspace):
     eng = workspace.engine
     add_image_rows(eng, 2)
     users = add_users(eng, ["a", "b"])
-    queue.set_config(eng, overlap_fraction=0.0, strategy="sequential")
-    queue.sync_pool(eng)
-    t = queue.next_task(eng, users["a"])
+    leases.set_config(eng, overlap_fraction=0.0, strategy="sequential")
+    leases.sync_pool(eng)
+    t = leases.next_task(eng, users["a"])
     _decide(eng, users["a"], t, "skip")
-    t2 = queue.next_task(eng, users["a"])
+    t2 = leases.next_task(eng, users["a"])
     assert t2.image_id != t.image_id  # a is not shown what a skipped
-    assert queue.release_task(eng, users["a"], t2.assignment_id)
-    assert not queue.release_task(eng, users["a"], t2.assignment_id)
+    assert leases.release_task(eng, users["a"], t2.assignment_id)
+    assert not leases.release_task(eng, users["a"], t2.assignment_id)
     got_b = sorted(x.image_id for x in _drain(eng, users["b"]))
     assert got_b == sorted([t.image_id, t2.image_id])
     # a released t2, so a may get it back only if a slot is free: b holds it now.
-    assert queue.next_task(eng, users["a"]) is None
+    assert leases.next_task(eng, users["a"]) is None
 
 
 def test_gold_mixed_in_at_rate(workspace):
@@ -140,12 +140,12 @@ def test_gold_mixed_in_at_rate(workspace):
     users = add_users(eng, ["a", "b"])
     gold = images[:3]
     for i, img in enumerate(gold):
-        queue.set_gold(eng, img, "yes" if i % 2 else "no", user_id=users["a"])
-    queue.sync_pool(eng, seed=4)
-    queue.set_config(eng, gold_rate=1.0, overlap_fraction=0.0)
+        leases.set_gold(eng, img, "yes" if i % 2 else "no", user_id=users["a"])
+    leases.sync_pool(eng, seed=4)
+    leases.set_config(eng, gold_rate=1.0, overlap_fraction=0.0)
     rng = random.Random(0)
     tasks = []
-    while (t := queue.next_task(eng, users["a"], rng=rng)) is not None:
+    while (t := leases.next_task(eng, users["a"], rng=rng)) is not None:
         tasks.append(t)
         _decide(eng, users["a"], t)
     assert [t.is_gold for t in tasks[:3]] == [True] * 3 and not any(t.is_gold for t in tasks[3:])
@@ -154,15 +154,15 @@ def test_gold_mixed_in_at_rate(workspace):
     # Every annotator sees every gold image (no overlap limit on gold).
     got_b = _drain(eng, users["b"])
     assert {t.image_id for t in got_b if t.is_gold} == set(gold) and len(got_b) == 3
-    assert queue.queue_sizes(eng)["gold_images"] == 3
-    assert queue.remove_gold(eng, gold[0])
+    assert leases.queue_sizes(eng)["gold_images"] == 3
+    assert leases.remove_gold(eng, gold[0])
     # Back in the pool (it needs an ordinary annotator); b has already seen it.
-    assert queue.next_task(eng, users["b"]) is None
+    assert leases.next_task(eng, users["b"]) is None
     carol = add_users(eng, ["carol"])["carol"]
-    queue.set_config(eng, gold_rate=0.0)
-    assert queue.next_task(eng, carol).image_id == gold[0]
-    with pytest.raises(queue.QueueError):
-        queue.set_gold(eng, images[5], "skip")
+    leases.set_config(eng, gold_rate=0.0)
+    assert leases.next_task(eng, carol).image_id == gold[0]
+    with pytest.raises(leases.QueueError):
+        leases.set_gold(eng, images[5], "skip")
 
 
 def test_custom_strategy_is_recorded(workspace):
@@ -188,8 +188,8 @@ def test_custom_strategy_is_recorded(workspace):
         register_strategy("test-newest-first", lambda s, cfg: NewestFirst(), replace=True)
     with pytest.raises(ValueError):
         register_strategy("random", lambda s, cfg: RandomOrder())
-    queue.set_config(eng, strategy="test-newest-first", overlap_fraction=0.0)
-    queue.sync_pool(eng)
+    leases.set_config(eng, strategy="test-newest-first", overlap_fraction=0.0)
+    leases.sync_pool(eng)
     got = _drain(eng, users["a"])
     assert [t.image_id for t in got] == sorted(images, reverse=True)
     assert {(t.strategy, t.model_version_id) for t in _assignments(eng)} == {("test-newest-first", mv_id)}
@@ -199,12 +199,12 @@ def test_quarantined_after_pooling_is_skipped(workspace):
     eng = workspace.engine
     images = add_image_rows(eng, 3)
     users = add_users(eng, ["a"])
-    queue.set_config(eng, strategy="sequential", overlap_fraction=0.0)
-    queue.sync_pool(eng)
+    leases.set_config(eng, strategy="sequential", overlap_fraction=0.0)
+    leases.sync_pool(eng)
     with session_scope(eng) as s:
         s.execute(update(Image).where(Image.id == images[0]).values(status="quarantined"))
     assert [t.image_id for t in _drain(eng, users["a"])] == images[1:]
-    assert queue.sync_pool(eng, full=True) == 0
+    assert leases.sync_pool(eng, full=True) == 0
     with read_scope(eng) as s:
         assert s.get(LabelTask, ("filter", images[0])).target == 0
 
@@ -213,8 +213,8 @@ def test_concurrent_handout_respects_overlap(workspace):
     eng = workspace.engine
     add_image_rows(eng, 30)
     users = add_users(eng, [f"u{i}" for i in range(6)])
-    queue.set_config(eng, overlap_k=2, overlap_fraction=0.5)
-    queue.sync_pool(eng, seed=5)
+    leases.set_config(eng, overlap_k=2, overlap_fraction=0.5)
+    leases.sync_pool(eng, seed=5)
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(users))
 

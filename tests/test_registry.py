@@ -7,7 +7,7 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from model_fixtures import tiny_qwen_path
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Prediction
 from relcurate.models.baselines import AttributeEmbedder
@@ -106,7 +106,7 @@ def test_models_cli(ws_with_images):
 
 
 def test_registered_embedding_space_is_offered_to_the_group_builder(ws_with_images):
-    from relcurate.curation import group_search
+    from relcurate.curation.groups import group_search
 
     ws = ws_with_images
     mv = register_model(ws, kind="baseline", name="attr", base_model="attribute")

@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from labeling_helpers import add_image_rows, add_users
-from relcurate.curation import labels, queue
+from relcurate.curation.labeling import labels, leases
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel, LabelTask, TaskAssignment
 
@@ -31,8 +31,8 @@ def test_concurrent_annotators(workspace):
     eng = workspace.engine
     add_image_rows(eng, IMAGES)
     users = list(add_users(eng, [f"ann{i:02d}" for i in range(CLIENTS)]).values())
-    queue.set_config(eng, overlap_k=3, overlap_fraction=0.1, gold_rate=0.0)
-    queue.sync_pool(eng, seed=7)
+    leases.set_config(eng, overlap_k=3, overlap_fraction=0.1, gold_rate=0.0)
+    leases.sync_pool(eng, seed=7)
 
     errors: list[BaseException] = []
     final: dict[tuple[int, int], tuple[int, str]] = {}  # (image, user) -> (label id, answer) in force
@@ -47,7 +47,7 @@ def test_concurrent_annotators(workspace):
             start.wait()
             made = 0
             while made < DECISIONS:
-                task = queue.next_task(eng, user_id)
+                task = leases.next_task(eng, user_id)
                 assert task is not None, "pool ran dry"
                 answer = rng.choices(["yes", "no", "skip"], weights=[10, 85, 5])[0]
                 kw = dict(image_id=task.image_id, user_id=user_id, request_id=task.request_id, lead_time_ms=900)
@@ -71,7 +71,7 @@ def test_concurrent_annotators(workspace):
                     u = labels.undo_label(eng, user_id=user_id, label_id=cur.label_id)
                     assert u.undone
                     if u.releasing:
-                        back = queue.next_task(eng, user_id)
+                        back = leases.next_task(eng, user_id)
                         assert back.image_id == task.image_id
                         r2 = labels.record_label(eng, image_id=back.image_id, user_id=user_id, answer="no",
                                                  request_id=back.request_id)
@@ -109,7 +109,7 @@ def test_concurrent_annotators(workspace):
     for c in currents:
         assert by_id[c.label_id].answer == c.answer
     # Overlap respected and counters consistent with a recount.
-    counting = Counter(a.image_id for a in assignments if a.status in queue.COUNTING)
+    counting = Counter(a.image_id for a in assignments if a.status in leases.COUNTING)
     for image_id, t in tasks.items():
         assert counting[image_id] <= t.target, (image_id, counting[image_id], t.target)
         assert t.assigned == counting[image_id]

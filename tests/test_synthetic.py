@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from relcurate.curation.synthetic import (
+from relcurate.curation.demo.synthetic import (
     BACKGROUND_COLORS,
     BACKGROUND_KINDS,
     COLORS,
@@ -58,7 +58,7 @@ def test_determinism_does_not_depend_on_the_process() -> None:
     # Hash randomisation must not leak into seeds (a fresh interpreter with another PYTHONHASHSEED).
     cases = [(3, "ring", None), (11, "mirror", None), (8, None, "clutter")]
     code = (
-        "import hashlib;from relcurate.curation.synthetic import generate_image, png_bytes;"
+        "import hashlib;from relcurate.curation.demo.synthetic import generate_image, png_bytes;"
         f"print(*[hashlib.sha256(png_bytes(generate_image(s, t, size=64, kind=k).image)).hexdigest() for s, t, k in {cases!r}])"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO)}

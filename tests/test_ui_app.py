@@ -16,8 +16,8 @@ from PIL import Image as PILImage
 from streamlit.testing.v1 import AppTest
 
 from relcurate import accounts
-from relcurate.curation.browse import list_images
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.catalog.browse import list_images
+from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image as PILImage
 from streamlit.testing.v1 import AppTest
 
+from relcurate.models.protocols import FILTER_QUESTION
 from relcurate import accounts
-from relcurate.curation import agreement, guidelines, labels, queue
-from relcurate.curation.pipeline import ingest_source
+from relcurate.curation.labeling import agreement, guidelines, labels, leases
+from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.pages_filter import K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
@@ -51,8 +52,8 @@ def fws(tmp_path_factory) -> Workspace:
     for i in range(12):
         _png(folder / f"p{i:02d}.png", seed=10 + i)
     ingest_source(ws, folder, workers=1)
-    queue.set_config(ws.engine, strategy="sequential", overlap_k=2, overlap_fraction=1.0)
-    queue.sync_pool(ws.engine, seed=0)
+    leases.set_config(ws.engine, strategy="sequential", overlap_k=2, overlap_fraction=1.0)
+    leases.sync_pool(ws.engine, seed=0)
     yield ws
     ws.engine.dispose()
 
@@ -92,7 +93,7 @@ def test_logged_out_cannot_reach_labeling_pages(app):
         goto(app, path)
         assert not app.exception
         assert titles(app) == ["relcurate"] and url_paths(app) == {"Sign in"}
-        assert labels.FILTER_QUESTION not in everything_text(app)
+        assert FILTER_QUESTION not in everything_text(app)
 
 
 @pytest.mark.parametrize("name,allowed,refused", [
@@ -120,13 +121,13 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     login(app, "ann")
     goto(app, "filter")
     assert not app.exception
-    assert labels.FILTER_QUESTION in everything_text(app)
+    assert FILTER_QUESTION in everything_text(app)
     buttons = {b.key: b for b in app.button}
     assert {k: buttons[f"filter_{k}"].proto.shortcut for k in ("yes", "no", "skip")} == {"yes": "y", "no": "n", "skip": "s"}
     assert buttons["filter_undo"].proto.shortcut == "u" and buttons["filter_undo"].disabled
 
     # The first task (sequential order) is the image with the hostile alt-text: shown as text.
-    first = queue.next_task(fws.engine, ann)
+    first = leases.next_task(fws.engine, ann)
     assert first.image_id == 1 and shown_request(app) == first.request_id
     alt = next(c.value for c in app.caption if c.value.startswith("Alt-text:"))
     assert "<script" not in alt and "**" not in alt.replace("\\*", "")
@@ -139,7 +140,7 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     assert cur.answer == "yes"
     event = labels.label_history(fws.engine, 1, ann)[-1]
     assert event.lead_time_ms is not None and event.lead_time_ms >= 0
-    second = queue.next_task(fws.engine, ann)
+    second = leases.next_task(fws.engine, ann)
     assert second.image_id == 2 and shown_request(app) == second.request_id
     assert app.session_state[K_UNDO] == [cur.label_id]
     assert not app.button(key="filter_undo").disabled
@@ -157,7 +158,7 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
 
 def test_empty_queue_says_so(app, fws):
     abe = uid(fws, "abe")
-    while (t := queue.next_task(fws.engine, abe)) is not None:  # abe works through everything
+    while (t := leases.next_task(fws.engine, abe)) is not None:  # abe works through everything
         labels.record_label(fws.engine, image_id=t.image_id, user_id=abe, answer="no", request_id=t.request_id)
     login(app, "abe")
     goto(app, "filter")
@@ -194,7 +195,7 @@ def test_admin_sets_queue_gold_and_guidelines(app, fws):
     app.slider(key="la_gold").set_value(0.05)
     app.selectbox(key="la_strategy").set_value("sequential")
     next(b for b in app.button if b.label == "Save settings").click().run()
-    assert not app.exception and queue.get_config(fws.engine).gold_rate == pytest.approx(0.05)
+    assert not app.exception and leases.get_config(fws.engine).gold_rate == pytest.approx(0.05)
 
     app.number_input(key="la_ex_image").set_value(3)
     app.selectbox(key="la_ex_answer").set_value("yes")
@@ -206,7 +207,7 @@ def test_admin_sets_queue_gold_and_guidelines(app, fws):
     app.number_input(key="la_gold_image").set_value(13)
     app.selectbox(key="la_gold_answer").set_value("no")
     app.button(key="FormSubmitter:la_gold_form-Save").click().run()
-    assert [(g.image_id, g.answer) for g in queue.list_gold(fws.engine)] == [(13, "no")]
+    assert [(g.image_id, g.answer) for g in leases.list_gold(fws.engine)] == [(13, "no")]
 
     # Annotators see the pinned example (note escaped) in the guidelines panel.
     at = AppTest.from_file(str(APP), default_timeout=60).run()
@@ -215,9 +216,9 @@ def test_admin_sets_queue_gold_and_guidelines(app, fws):
     notes = [c.value for c in at.caption if "visual" in c.value]
     assert notes and "<b>" not in notes[0] and as_displayed(notes[0]) == "a <b>visual</b> pun"
 
-    queue.remove_gold(fws.engine, 13)
+    leases.remove_gold(fws.engine, 13)
     guidelines.unpin_example(fws.engine, 3)
-    queue.set_config(fws.engine, gold_rate=0.0)
+    leases.set_config(fws.engine, gold_rate=0.0)
 
 
 def test_dashboard_shows_labeling_charts(app, fws):

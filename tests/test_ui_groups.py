@@ -8,7 +8,7 @@ import pytest
 from apptest_helpers import as_displayed, url_paths as registered_pages
 from group_fixtures import open_app, populate, shown_text
 from relcurate.accounts import create_user
-from relcurate.curation import groups
+from relcurate.curation.groups import membership as groups
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import GroupStatus, SeedGroup
 from relcurate.labeling_ui import pages_groups as page
@@ -124,7 +124,7 @@ def test_split_an_oversized_group(env, monkeypatch):
 
 def test_members_of_a_verified_group_are_fixed(env, monkeypatch):
     ws, ids, users = env
-    from relcurate.curation import captions
+    from relcurate.curation.groups import captions
 
     with session_scope(ws.engine) as s:
         gid = groups.create_group(s, "done", [ids["green2"], ids["green3"]], status=GroupStatus.complete).id

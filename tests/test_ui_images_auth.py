@@ -35,8 +35,9 @@ from streamlit.util import calc_hash
 import streamlit_server
 from group_fixtures import populate
 from relcurate import accounts
-from relcurate.curation import captions, guidelines, labels, queue
-from relcurate.curation.groups import create_group
+from relcurate.curation.groups import captions
+from relcurate.curation.labeling import guidelines, labels, leases
+from relcurate.curation.groups.membership import create_group
 from relcurate.db.engine import session_scope
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui import auth
@@ -140,8 +141,8 @@ def iws(tmp_path_factory) -> tuple[Workspace, dict[str, int], dict[str, int]]:
         gid = create_group(s, "reds", [ids[f"red{i}"] for i in range(3)], status=GroupStatus.complete).id
         captions.add_group_caption(s, gid, "A {Fruit} next to an {Object} on a {Surface}.", source="model")
         create_group(s, "blues", [ids[f"blue{i}"] for i in range(3)], created_by=users["boss"])
-    queue.set_config(ws.engine, strategy="sequential", overlap_k=2, overlap_fraction=1.0)
-    queue.sync_pool(ws.engine, seed=0)
+    leases.set_config(ws.engine, strategy="sequential", overlap_k=2, overlap_fraction=1.0)
+    leases.sync_pool(ws.engine, seed=0)
     for name, answer in (("amy", "yes"), ("bob", "no")):
         labels.record_label(ws.engine, image_id=ids["green0"], user_id=users[name], answer=answer,
                             request_id=f"img-auth-{name}")

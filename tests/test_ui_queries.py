@@ -1,4 +1,4 @@
-"""relcurate.curation.ui_queries: thumbnail and large-view bytes for the web UI."""
+"""relcurate.curation.catalog.image_bytes: thumbnail and large-view bytes for the web UI."""
 from __future__ import annotations
 
 from io import BytesIO
@@ -6,7 +6,7 @@ from io import BytesIO
 import numpy as np
 from PIL import Image as PILImage
 
-from relcurate.curation.ui_queries import IMAGE_STATUSES, display_bytes, thumbnail_bytes
+from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, display_bytes, thumbnail_bytes
 
 
 def _open(data: bytes) -> PILImage.Image:

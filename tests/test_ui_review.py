@@ -10,7 +10,7 @@ import pytest
 from apptest_helpers import as_displayed, url_paths as registered_pages
 from group_fixtures import open_app, populate, shown_text
 from relcurate.accounts import create_user
-from relcurate.curation import captions, groups
+from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui import pages_review as page

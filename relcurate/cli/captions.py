@@ -1,4 +1,4 @@
-"""`relcurate captions ...`: check anonymous captions in bulk (see relcurate.curation.anonymity).
+"""`relcurate captions ...`: check anonymous captions in bulk (see relcurate.curation.groups.anonymity).
 
 Input: a seed-group file (JSON list of ``{"anonymous_caption": ..., "image_urls": [...]}``), any
 JSON list of objects with ``caption`` / ``anonymous_caption``, or a JSONL file with a ``caption``
@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from relcurate.curation.anonymity import (
+from relcurate.curation.groups.anonymity import (
     DEFAULT_MAX_WORDS,
     DEFAULT_MIN_WORDS,
     CaptionCheck,

@@ -29,7 +29,7 @@ def list_(
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
 ) -> None:
-    from relcurate.curation import captions, groups
+    from relcurate.curation.groups import captions, membership as groups
     from relcurate.db.engine import read_scope
 
     ws = open_workspace(workspace, db)
@@ -60,7 +60,7 @@ def split(
     db: DbOpt = None,
 ) -> None:
     """Split groups into parts of 2-10 images (sizes as equal as possible)."""
-    from relcurate.curation import group_search, groups
+    from relcurate.curation.groups import group_search, membership as groups
     from relcurate.db.engine import read_scope, session_scope
 
     if by not in ("order", "similarity"):
@@ -111,7 +111,7 @@ def compare(
     """Agreement of two curators' groupings: pairwise co-membership P/R/F1 and adjusted Rand index."""
     from sqlmodel import select
 
-    from relcurate.curation import groups
+    from relcurate.curation.groups import membership as groups
     from relcurate.db.engine import read_scope
     from relcurate.db.models import User
 

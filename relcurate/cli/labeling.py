@@ -25,7 +25,7 @@ def _fmt(x: float | None, pattern: str = "{:.3f}") -> str:
 def sync(full: Annotated[bool, typer.Option(help="Also pool older images that became usable, close quarantined ones.")] = False,
          workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Add newly ingested images to the labeling pool."""
-    from relcurate.curation.queue import sync_pool
+    from relcurate.curation.labeling.leases import sync_pool
 
     n = sync_pool(open_workspace(workspace, db).engine, full=full)
     console.print(f"pooled {n} image{'s' if n != 1 else ''}")
@@ -41,7 +41,7 @@ def config(
     workspace: WorkspaceOpt = Path("."), db: DbOpt = None,
 ) -> None:
     """Show the queue settings, or change the ones given."""
-    from relcurate.curation.queue import QueueError, get_config, set_config
+    from relcurate.curation.labeling.leases import QueueError, get_config, set_config
 
     ws = open_workspace(workspace, db)
     changes = dict(overlap_k=overlap_k, overlap_fraction=overlap_fraction, gold_rate=gold_rate,
@@ -63,8 +63,8 @@ def config(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
            workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Queue sizes and the adjudication backlog."""
-    from relcurate.curation.agreement import count_disputes
-    from relcurate.curation.queue import queue_sizes
+    from relcurate.curation.labeling.agreement import count_disputes
+    from relcurate.curation.labeling.leases import queue_sizes
 
     ws = open_workspace(workspace, db)
     sizes = {**queue_sizes(ws.engine), "awaiting_adjudication": count_disputes(ws.engine)}
@@ -81,7 +81,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 def agreement_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
                   workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Cohen's kappa per annotator pair, Krippendorff's alpha, positive rate and gold accuracy."""
-    from relcurate.curation.agreement import agreement_report
+    from relcurate.curation.labeling.agreement import agreement_report
 
     rep = agreement_report(open_workspace(workspace, db).engine)
     if as_json:
@@ -108,7 +108,7 @@ def gold(image_id: int, answer: Annotated[str, typer.Argument(help="yes | no | r
          note: Annotated[Optional[str], typer.Option()] = None,
          workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Make an image a gold question with a known answer (or remove it)."""
-    from relcurate.curation.queue import QueueError, remove_gold, set_gold
+    from relcurate.curation.labeling.leases import QueueError, remove_gold, set_gold
 
     ws = open_workspace(workspace, db)
     try:
@@ -126,7 +126,7 @@ def gold(image_id: int, answer: Annotated[str, typer.Argument(help="yes | no | r
 def consensus_cmd(out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
                   workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Write the consensus label of every labelled image (adjudication > gold > majority)."""
-    from relcurate.curation.agreement import consensus
+    from relcurate.curation.labeling.agreement import consensus
 
     rows = consensus(open_workspace(workspace, db).engine)
     with out.open("w") as f:

@@ -56,8 +56,8 @@ def ingest(
     db: DbOpt = None,
 ) -> None:
     """Ingest images: verify, hash, store, quarantine the bad ones with a reason."""
-    from relcurate.curation.ingest import IngestReport
-    from relcurate.curation.pipeline import ingest_source
+    from relcurate.curation.ingest.store_writes import IngestReport
+    from relcurate.curation.intake import ingest_and_queue
 
     ws = open_workspace(workspace, db)
     total = IngestReport()
@@ -67,7 +67,7 @@ def ingest(
             raise typer.Exit(2)
         with progress_bar(f"ingest {src.name}", quiet=as_json) as update:
             try:
-                report = ingest_source(ws, src, kind=kind, image_folder=image_folder, download=download,
+                report = ingest_and_queue(ws, src, kind=kind, image_folder=image_folder, download=download,
                                        allow_private_urls=allow_private_urls, workers=workers, progress=update)
             except ValueError as exc:
                 err.print(f"[red]error:[/] {escape(str(exc))}")
@@ -86,15 +86,15 @@ def download(
     db: DbOpt = None,
 ) -> None:
     """Download every image still pending (resumable)."""
-    from relcurate.curation.dedup import record_near_duplicates
-    from relcurate.curation.pending import download_pending
+    from relcurate.curation.ingest.dedup import record_near_duplicates
+    from relcurate.curation.ingest.pending_downloads import download_pending
 
     ws = open_workspace(workspace, db)
     with progress_bar("download") as update:
         report = download_pending(ws, allow_private=allow_private_urls, progress=update)
     report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
     if report.downloaded:
-        from relcurate.curation.queue import sync_pool
+        from relcurate.curation.labeling.leases import sync_pool
 
         sync_pool(ws.engine, full=True)
     _print_report(report)
@@ -107,7 +107,7 @@ def stats(
     db: DbOpt = None,
 ) -> None:
     """Counts of images by status, labels, groups, captions and users."""
-    from relcurate.curation.stats import workspace_stats
+    from relcurate.curation.catalog.stats import workspace_stats
 
     data = workspace_stats(open_workspace(workspace, db))
     if as_json:
@@ -133,7 +133,7 @@ def quarantine(
     db: DbOpt = None,
 ) -> None:
     """List every quarantined image and rejected record with its reason."""
-    from relcurate.curation.ingest import quarantine_report
+    from relcurate.curation.ingest.store_writes import quarantine_report
 
     rows = quarantine_report(open_workspace(workspace, db))
     if as_json:
@@ -154,7 +154,7 @@ def demo(
     serve: Annotated[bool, typer.Option(help="Start the web app after building the workspace.")] = True,
 ) -> None:
     """Build (or reuse) a demo workspace of synthetic relational images and start the app."""
-    from relcurate.curation.demo import build_demo
+    from relcurate.curation.demo.build import build_demo
 
     with progress_bar("demo") as update:
         result = build_demo(workspace, n_images=images, progress=update)

@@ -18,7 +18,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from relcurate.curation.anonymity import normalise_caption
+from relcurate.curation.groups.anonymity import normalise_caption
 from relcurate.db.models import Caption, CaptionReview, User
 from relcurate.exports.common import ExportResult, jsonl_line, require_exporter
 from relcurate.exports.manifest import FileLedger

@@ -34,7 +34,7 @@ from relcurate.exports.relsim_jsonl import CAPTION_SOURCES, relsim_rows
 from relcurate.exports.runner import Written, run_export
 from relcurate.exports.snapshot import StoreSnapshot
 from relcurate.exports.splits import SFT_SPLITS, check_weights, split_snapshot_images
-from relcurate.models.protocols import FILTER_QUESTION
+from relcurate.models.protocols import CAPTION_PROMPT, FILTER_QUESTION, GROUP_CAPTION_PROMPT
 from relcurate.workspace import Workspace
 
 FILTER_SFT_JSONL = "filter_sft_{split}.jsonl"
@@ -65,7 +65,7 @@ def _place(ws, snap: StoreSnapshot, ledger: FileLedger, ids, mode: ImageMode, pr
 
 
 def _default_consensus() -> ConsensusFn:
-    from relcurate.curation.agreement import consensus
+    from relcurate.curation.labeling.agreement import consensus
 
     return consensus
 
@@ -111,7 +111,6 @@ def export_captioner_sft(ws: Workspace, out: str | os.PathLike, *, user: str | U
                          caption_source: str = "both", splits: Mapping[str, float] = SFT_SPLITS, seed: int = 0,
                          images: ImageMode | str = ImageMode.copy, overwrite: bool = False,
                          progress: Progress | None = None) -> ExportResult:
-    from relcurate.models.qwen_captioner import CAPTION_PROMPT, GROUP_CAPTION_PROMPT  # imports torch
 
     if per not in PER_CHOICES:
         raise ValueError(f"per must be one of {PER_CHOICES}")

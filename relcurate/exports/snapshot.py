@@ -19,7 +19,7 @@ from typing import Iterator, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from relcurate.curation.sources import reference_hash
+from relcurate.curation.ingest.sources import reference_hash
 from relcurate.db.engine import is_sqlite, read_scope
 from relcurate.db.models import (
     Adjudication,

@@ -83,7 +83,7 @@ def show_image(data: bytes, *, alt: str | None = None, caption: str | None = Non
 
     `mime` is read from the bytes' header when not given. `width`: "stretch" fills the column,
     "content" keeps the natural size (never wider than the column), an int is pixels.
-    Pass display-sized bytes (curation.ui_queries.display_bytes / thumbnail_bytes): they go
+    Pass display-sized bytes (curation.catalog.image_bytes.display_bytes / thumbnail_bytes): they go
     base64-encoded (+33 %) into the page's websocket message.
     """
     st.html(image_html(data, alt=alt, caption=caption, width=width, mime=mime))

@@ -1,6 +1,6 @@
 """Filter-labeling section of the dashboard: throughput, positive rates, agreement, queue sizes.
 
-All numbers come from the library (queue.queue_sizes, labels.labels_per_hour,
+All numbers come from the library (leases.queue_sizes, labels.labels_per_hour,
 agreement.agreement_report); they involve full counts, so they are cached for CACHE_S.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation import agreement, labels, queue
+from relcurate.curation.labeling import agreement, labels, leases
 from relcurate.labeling_ui.registry import PageContext
 
 CACHE_S = 30
@@ -21,7 +21,7 @@ def labeling_data(root: str, db_url: str) -> dict:
     from relcurate.labeling_ui.resources import workspace_at
 
     eng = workspace_at(root).engine
-    return {"sizes": queue.queue_sizes(eng), "per_hour": labels.labels_per_hour(eng, hours=HOURS),
+    return {"sizes": leases.queue_sizes(eng), "per_hour": labels.labels_per_hour(eng, hours=HOURS),
             "report": agreement.agreement_report(eng), "disputes": agreement.count_disputes(eng)}
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation import agreement, labels
-from relcurate.curation.browse import get_image
-from relcurate.curation.ui_queries import display_bytes
+from relcurate.curation.labeling import agreement, labels
+from relcurate.curation.catalog.browse import get_image
+from relcurate.curation.catalog.image_bytes import display_bytes
+from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
@@ -72,7 +73,7 @@ def render(ctx: PageContext) -> None:
         if card is not None and card.alt_text:
             st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
     with right:
-        st.markdown(f"**{labels.FILTER_QUESTION}**")
+        st.markdown(f"**{FILTER_QUESTION}**")
         st.caption(f"image {dispute.image_id} · {dispute.yes} yes / {dispute.no} no")
         # A dataframe draws usernames as plain text, never markup.
         st.dataframe(pd.DataFrame(sorted(dispute.votes.items()), columns=["annotator", "answer"]),

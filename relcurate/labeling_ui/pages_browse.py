@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.browse import ImageCard, get_image, image_sources, list_images
-from relcurate.curation.ui_queries import IMAGE_STATUSES, display_bytes, thumbnail_bytes
+from relcurate.curation.catalog.browse import ImageCard, get_image, image_sources, list_images
+from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, display_bytes, thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext

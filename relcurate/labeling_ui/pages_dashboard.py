@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.stats import workspace_stats
+from relcurate.curation.catalog.stats import workspace_stats
 from relcurate.labeling_ui.labeling_dashboard import render_labeling_section
 from relcurate.labeling_ui.registry import PageContext
 

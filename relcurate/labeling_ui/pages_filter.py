@@ -12,10 +12,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from relcurate.curation import labels, queue
-from relcurate.curation.browse import get_image
-from relcurate.curation.guidelines import list_examples
-from relcurate.curation.ui_queries import display_bytes, thumbnail_bytes
+from relcurate.curation.labeling import labels, leases
+from relcurate.curation.catalog.browse import get_image
+from relcurate.curation.labeling.guidelines import list_examples
+from relcurate.curation.catalog.image_bytes import display_bytes, thumbnail_bytes
+from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
@@ -38,17 +39,17 @@ def _sync(root: str, db_url: str) -> int:
     """Pool newly ingested images, at most every SYNC_EVERY_S per process (cheap when none)."""
     from relcurate.labeling_ui.resources import workspace_at
 
-    return queue.sync_pool(workspace_at(root).engine)
+    return leases.sync_pool(workspace_at(root).engine)
 
 
 @st.cache_data(ttl=120, show_spinner=False)
 def _decisions_needed(root: str, db_url: str) -> int:
     from relcurate.labeling_ui.resources import workspace_at
 
-    return queue.decisions_needed(workspace_at(root).engine)
+    return leases.decisions_needed(workspace_at(root).engine)
 
 
-def _decide(ctx: PageContext, task: queue.Task, answer: str) -> None:
+def _decide(ctx: PageContext, task: leases.Task, answer: str) -> None:
     shown = st.session_state.get(K_SHOWN, {}).get(task.request_id)
     lead_ms = int((time.time() - shown) * 1000) if shown else None
     try:
@@ -97,7 +98,7 @@ def _guidelines(ctx: PageContext) -> None:
 
 def _progress(ctx: PageContext) -> None:
     mine = labels.user_counts(ctx.ws.engine, ctx.user.id)
-    done = queue.decisions_done(ctx.ws.engine)
+    done = leases.decisions_done(ctx.ws.engine)
     needed = _decisions_needed(str(ctx.ws.root), ctx.ws.db_url)
     st.caption(f"Mine: {mine['yes']} yes · {mine['no']} no · {mine['skip']} skipped")
     if needed:
@@ -110,7 +111,7 @@ def render(ctx: PageContext) -> None:
     flash = st.session_state.pop(K_FLASH, None)
     if flash:
         st.warning(escape_md(flash))
-    task = queue.next_task(ctx.ws.engine, ctx.user.id)
+    task = leases.next_task(ctx.ws.engine, ctx.user.id)
     stack: list[int] = st.session_state.get(K_UNDO, [])
 
     # The image goes out first: its delta reaches the browser, which starts fetching it, while
@@ -119,7 +120,7 @@ def render(ctx: PageContext) -> None:
     with left:
         _image(ctx, task)
     with right:
-        st.markdown(f"#### {labels.FILTER_QUESTION}")
+        st.markdown(f"#### {FILTER_QUESTION}")
         row = st.columns(3)
         for col, (answer, key) in zip(row, SHORTCUTS.items()):
             col.button(answer.capitalize(), key=f"filter_{answer}", shortcut=key, width="stretch",
@@ -132,7 +133,7 @@ def render(ctx: PageContext) -> None:
         _guidelines(ctx)
 
 
-def _image(ctx: PageContext, task: queue.Task | None) -> None:
+def _image(ctx: PageContext, task: leases.Task | None) -> None:
     if task is None:
         st.success("Nothing left to label for you right now. Thank you!")
         return

@@ -14,10 +14,9 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation import group_search as gs
-from relcurate.curation import groups as gr
-from relcurate.curation.browse import ImageCard
-from relcurate.curation.ui_queries import IMAGE_STATUSES, thumbnail_bytes
+from relcurate.curation.groups import group_search as gs, membership as gr
+from relcurate.curation.catalog.browse import ImageCard
+from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, thumbnail_bytes
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation import guidelines, queue
-from relcurate.curation.browse import get_image
-from relcurate.curation.task_order import strategy_names
-from relcurate.curation.ui_queries import thumbnail_bytes
+from relcurate.curation.labeling import guidelines, leases
+from relcurate.curation.catalog.browse import get_image
+from relcurate.curation.labeling.task_order import strategy_names
+from relcurate.curation.catalog.image_bytes import thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
@@ -21,7 +21,7 @@ def _done(message: str) -> None:
 
 
 def _settings(ctx: PageContext) -> None:
-    cfg = queue.get_config(ctx.ws.engine)
+    cfg = leases.get_config(ctx.ws.engine)
     names = strategy_names()
     with st.form("label_admin_queue"):
         st.markdown("**Queue settings**")
@@ -36,10 +36,10 @@ def _settings(ctx: PageContext) -> None:
                                 key="la_strategy")
         if st.form_submit_button("Save settings", type="primary"):
             try:
-                queue.set_config(ctx.ws.engine, overlap_k=int(k), overlap_fraction=float(frac),
+                leases.set_config(ctx.ws.engine, overlap_k=int(k), overlap_fraction=float(frac),
                                  gold_rate=float(gold), lease_seconds=int(lease) * 60, strategy=strategy,
                                  user_id=ctx.user.id)
-            except queue.QueueError as exc:
+            except leases.QueueError as exc:
                 st.error(escape_md(exc))
                 return
             _done("Queue settings saved.")
@@ -47,10 +47,10 @@ def _settings(ctx: PageContext) -> None:
 
 def _pool(ctx: PageContext) -> None:
     st.markdown("**Pool**")
-    sizes = queue.queue_sizes(ctx.ws.engine)
+    sizes = leases.queue_sizes(ctx.ws.engine)
     st.dataframe(pd.DataFrame(list(sizes.items()), columns=["measure", "count"]), hide_index=True)
     if st.button("Sync pool (full)", key="la_sync", help="Add images that became usable since they were ingested"):
-        n = queue.sync_pool(ctx.ws.engine, full=True)
+        n = leases.sync_pool(ctx.ws.engine, full=True)
         _done(f"Pool synchronised: {n} image{'s' if n != 1 else ''} added.")
 
 
@@ -68,19 +68,19 @@ def _gold(ctx: PageContext) -> None:
         image_id, answer, note, ok = _image_picker("la_gold")
     if ok:
         try:
-            queue.set_gold(ctx.ws.engine, image_id, answer, user_id=ctx.user.id, note=note or None)
-        except (queue.QueueError, ValueError) as exc:
+            leases.set_gold(ctx.ws.engine, image_id, answer, user_id=ctx.user.id, note=note or None)
+        except (leases.QueueError, ValueError) as exc:
             st.error(escape_md(exc))
         else:
             _done(f"Image {image_id} is a gold question ({answer}).")
-    gold = queue.list_gold(ctx.ws.engine)
+    gold = leases.list_gold(ctx.ws.engine)
     if gold:
         st.dataframe(pd.DataFrame([{"image": g.image_id, "answer": g.answer, "note": g.note or ""} for g in gold]),
                      hide_index=True)
         c = st.columns([1, 1])
         target = c[0].selectbox("Remove gold question", [g.image_id for g in gold], key="la_gold_remove")
         if c[1].button("Remove", key="la_gold_remove_btn"):
-            queue.remove_gold(ctx.ws.engine, int(target))
+            leases.remove_gold(ctx.ws.engine, int(target))
             _done(f"Image {target} is no longer a gold question.")
 
 

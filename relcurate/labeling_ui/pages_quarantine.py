@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.ingest import quarantine_report
+from relcurate.curation.ingest.store_writes import quarantine_report
 from relcurate.labeling_ui.registry import PageContext
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation import captions as cap
-from relcurate.curation.anonymity import CaptionCheck
-from relcurate.curation.ui_queries import thumbnail_bytes
+from relcurate.curation.groups import captions as cap
+from relcurate.curation.groups.anonymity import CaptionCheck
+from relcurate.curation.catalog.image_bytes import thumbnail_bytes
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image

@@ -124,3 +124,13 @@ def available_embedders(clip_path: str | Path | None = None,
     if clip_path is not None and Path(clip_path).is_dir():
         found["clip"] = ClipEmbedder(clip_path, device=device)
     return found
+
+
+def load_attribute_backend(spec) -> AttributeEmbedder:
+    """Backend "attribute" (models/backends.py): colour/texture statistics, no weights."""
+    return AttributeEmbedder(**spec.init)
+
+
+def load_clip_backend(spec) -> ClipEmbedder:
+    """Backend "clip" (models/backends.py): CLIP image features from `spec.base`."""
+    return ClipEmbedder(spec.base, device=spec.device, **spec.init)

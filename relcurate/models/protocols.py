@@ -15,6 +15,33 @@ FILTER_QUESTION = (
     "for creating or linking to another image?"
 )
 
+# The reference captioner's single-image prompt, verbatim (training and inference).
+CAPTION_PROMPT = (
+    "You are given a single image.\n"
+    "Carefully analyze it to understand its underlying logic, layout, structure, or creative concept. "
+    "Then generate a single, reusable anonymous caption that could describe any image following the "
+    "same concept.\n"
+    "The caption must:\n"
+    "- Fully capture the general logic or analogy of the image.\n"
+    "- Include placeholders (e.g., {Object}, {Word}, {Character}, {Meaning}, {Color}, etc.) wherever "
+    "variations can occur.\n"
+    "- Be concise and standalone.\n"
+    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
+)
+
+GROUP_CAPTION_PROMPT = (
+    "You are given a group of {n} images that all follow the same underlying concept.\n"
+    "Carefully analyze them together to find the logic, layout, structure, or creative concept they "
+    "share. Then generate a single, reusable anonymous caption that describes every image in the group "
+    "and any other image following the same concept.\n"
+    "The caption must:\n"
+    "- Capture the logic or analogy common to all the images, not details of any single one.\n"
+    "- Use placeholders (e.g., {{Object}}, {{Word}}, {{Character}}, {{Meaning}}, {{Color}}, etc.) for "
+    "everything that differs between the images; use the same placeholder name for the same role.\n"
+    "- Be concise and standalone.\n"
+    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
+)
+
 
 @runtime_checkable
 class Filter(Protocol):

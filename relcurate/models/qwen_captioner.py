@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image
 
+from relcurate.models.protocols import CAPTION_PROMPT, GROUP_CAPTION_PROMPT
 from relcurate.models.qwen_common import (
     encode_prompts,
     input_device,
@@ -25,32 +26,6 @@ from relcurate.models.qwen_common import (
     to_device,
     size_batches,
     user_turn,
-)
-
-CAPTION_PROMPT = (
-    "You are given a single image.\n"
-    "Carefully analyze it to understand its underlying logic, layout, structure, or creative concept. "
-    "Then generate a single, reusable anonymous caption that could describe any image following the "
-    "same concept.\n"
-    "The caption must:\n"
-    "- Fully capture the general logic or analogy of the image.\n"
-    "- Include placeholders (e.g., {Object}, {Word}, {Character}, {Meaning}, {Color}, etc.) wherever "
-    "variations can occur.\n"
-    "- Be concise and standalone.\n"
-    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
-)
-
-GROUP_CAPTION_PROMPT = (
-    "You are given a group of {n} images that all follow the same underlying concept.\n"
-    "Carefully analyze them together to find the logic, layout, structure, or creative concept they "
-    "share. Then generate a single, reusable anonymous caption that describes every image in the group "
-    "and any other image following the same concept.\n"
-    "The caption must:\n"
-    "- Capture the logic or analogy common to all the images, not details of any single one.\n"
-    "- Use placeholders (e.g., {{Object}}, {{Word}}, {{Character}}, {{Meaning}}, {{Color}}, etc.) for "
-    "everything that differs between the images; use the same placeholder name for the same role.\n"
-    "- Be concise and standalone.\n"
-    "Important: Only output the anonymous caption. Do not provide any explanations or additional text."
 )
 
 _QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`", "„": "“"}
@@ -176,3 +151,8 @@ class QwenCaptioner:
             self.model.train(was_training)
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+def load_backend(spec) -> QwenCaptioner:
+    """Backend "qwen-captioner" (models/backends.py); the caller may pass `checker=` in init."""
+    return QwenCaptioner(spec.base, spec.adapter, device=spec.device, dtype=spec.dtype, **spec.init)

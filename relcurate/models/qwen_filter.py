@@ -88,3 +88,8 @@ class QwenFilter:
             return probs
         finally:
             self.model.train(was_training)
+
+
+def load_backend(spec) -> QwenFilter:
+    """Backend "qwen-filter" (models/backends.py)."""
+    return QwenFilter(spec.base, spec.adapter, device=spec.device, dtype=spec.dtype, **spec.init)

@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import ModelKind, ModelVersion
+from relcurate.models.backends import LoadSpec, UnknownBackend, backend_for, get_backend
 from relcurate.workspace import Workspace
 
 
@@ -98,30 +99,12 @@ def resolve_path(ws: Workspace, path: str | None) -> str | None:
 def load_model(ws: Workspace, mv: ModelVersion, *, device: str | None = None, dtype: str | None = None,
                **overrides: Any):
     """The backend object for a registered version: a Filter, Captioner or Embedder.
-    `overrides` win over the version's stored `config["init"]` keyword arguments."""
-    base = resolve_path(ws, mv.base_model)
-    adapter = resolve_path(ws, mv.adapter_path)
-    init = {**mv.config.get("init", {}), **overrides}
-    if mv.kind == ModelKind.filter:
-        from relcurate.models.qwen_filter import QwenFilter
-
-        return QwenFilter(base, adapter, device=device, dtype=dtype, **init)
-    if mv.kind == ModelKind.captioner:
-        from relcurate.curation.anonymity import check_caption
-        from relcurate.models.qwen_captioner import QwenCaptioner
-
-        init.setdefault("checker", check_caption)  # every generated caption carries its findings
-        return QwenCaptioner(base, adapter, device=device, dtype=dtype, **init)
-    if mv.kind == ModelKind.relsim:
-        from relcurate.models.relsim_embedder import RelsimEmbedder
-
-        if adapter is None:
-            raise ModelNotFound(f"relsim model {mv.name}:{mv.version} has no checkpoint (adapter_path)")
-        return RelsimEmbedder.from_checkpoint(adapter, base, device=device, dtype=dtype, **init)
-    if mv.kind == ModelKind.baseline:
-        from relcurate.models.baselines import AttributeEmbedder, ClipEmbedder
-
-        if mv.base_model == "attribute":
-            return AttributeEmbedder(**init)
-        return ClipEmbedder(base, device=device, **init)
-    raise ValueError(f"unknown model kind {mv.kind!r}")
+    `overrides` win over the version's stored `config["init"]` keyword arguments (a caller passes
+    e.g. `checker=` for a captioner: the models layer knows nothing of curation rules)."""
+    spec = LoadSpec(base=resolve_path(ws, mv.base_model), adapter=resolve_path(ws, mv.adapter_path),
+                    device=device, dtype=dtype, init={**mv.config.get("init", {}), **overrides},
+                    label=f"{mv.name}:{mv.version}")
+    try:
+        return get_backend(backend_for(mv.kind, mv.base_model, mv.config))(spec)
+    except UnknownBackend as exc:
+        raise ModelNotFound(f"model {spec.label}: {exc}") from None

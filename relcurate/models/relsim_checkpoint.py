@@ -164,3 +164,10 @@ def describe_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any]:
         "image_size": cfg.get("image_size"),
         "embed_dim_ok": int(out_f) == EMBED_DIM,
     }
+
+
+def load_backend(spec) -> RelsimEmbedder:
+    """Backend "relsim" (models/backends.py): the adapter path is the checkpoint folder."""
+    if spec.adapter is None:
+        raise ValueError(f"relsim model {spec.label} has no checkpoint (adapter_path)")
+    return load_relsim_checkpoint(spec.adapter, spec.base, device=spec.device, dtype=spec.dtype, **spec.init)

@@ -93,8 +93,8 @@ class RelsimEmbedder(nn.Module):
     """Qwen2.5-VL relsim embedder; an `Embedder` (name, dim, embed) and a trainable nn.Module.
 
     Build one with `RelsimEmbedder.new(base_model_path)` (fresh LoRA + projection, for training) or
-    `RelsimEmbedder.from_checkpoint(dir, base_model)` (a relsim-format checkpoint, ours or the
-    reference's). `forward_embeddings(batch)` is differentiable; `embed` is the no-grad batched
+    `relsim_checkpoint.load_relsim_checkpoint(dir, base_model)` (a relsim-format checkpoint, ours or
+    the reference's; `save_relsim_checkpoint` writes one). `forward_embeddings(batch)` is differentiable; `embed` is the no-grad batched
     inference path.
     """
 
@@ -169,19 +169,6 @@ class RelsimEmbedder(nn.Module):
         projection.to(_output_device(model))
         return cls(model, processor, projection, query_token_id=qid, image_size=image_size,
                    batch_size=batch_size, name=name)  # fmt: skip
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint_dir: str | Path, base_model: str | Path | None = None, **kwargs: Any):
-        """Load a relsim-format checkpoint (see `relsim_checkpoint.load_relsim_checkpoint`)."""
-        from relcurate.models.relsim_checkpoint import load_relsim_checkpoint
-
-        return load_relsim_checkpoint(checkpoint_dir, base_model, **kwargs)
-
-    def save(self, out_dir: str | Path, **extra: Any) -> Path:
-        """Write the reference relsim layout (adapter + processor + projection_and_config.pt)."""
-        from relcurate.models.relsim_checkpoint import save_relsim_checkpoint
-
-        return save_relsim_checkpoint(self, out_dir, **extra)
 
     # ---------------------------------------------------------------- model calls
     def prepare(self, images: Sequence[Image.Image]):

@@ -19,8 +19,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
-from relcurate.curation.imagecheck import CheckedImage, Rejected, check_image_bytes, read_image_file
-from relcurate.curation.sources import BadRecord, SourceItem, display_path
+from relcurate.curation.ingest.imagecheck import CheckedImage, Rejected, check_image_bytes, read_image_file
+from relcurate.curation.ingest.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
     GroupMember,

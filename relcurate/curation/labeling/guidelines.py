@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from relcurate.curation.txn import run_write
+from relcurate.db.write_retry import run_write
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Answer, GuidelineExample, Image, ImageStatus, utcnow
 

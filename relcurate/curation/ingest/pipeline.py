@@ -1,5 +1,5 @@
 """One call per input path: detect its kind, read it, ingest it, download what is pending,
-record near-duplicates. The CLI and the demo are thin over this."""
+record near-duplicates. Ingest knows nothing of labeling: `curation/intake.py` adds the pool step."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from relcurate.curation import sources
-from relcurate.curation.dedup import record_near_duplicates
-from relcurate.curation.ingest import IngestReport, ingest_items
-from relcurate.curation.pending import download_pending
-from relcurate.curation.queue import sync_pool
-from relcurate.curation.relsim_import import import_relsim_jsonl, is_relsim_training_file
-from relcurate.curation.seed_import import import_seed_groups
+from relcurate.curation.ingest import sources
+from relcurate.curation.ingest.dedup import record_near_duplicates
+from relcurate.curation.ingest.store_writes import IngestReport, ingest_items
+from relcurate.curation.ingest.pending_downloads import download_pending
+from relcurate.curation.ingest.relsim_import import import_relsim_jsonl, is_relsim_training_file
+from relcurate.curation.ingest.seed_import import import_seed_groups
 from relcurate.workspace import Workspace
 
 KINDS = ("folder", "urls", "jsonl", "parquet", "seed_groups")
@@ -84,10 +83,7 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
         fetched = download_pending(ws, allow_private=allow_private_urls, progress=progress)
         report.merge(fetched)
     report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
-    if report.new_image_ids:
-        # New usable images join the filter-labeling pool; downloads can make older rows usable.
-        sync_pool(ws.engine, full=bool(report.downloaded))
-    return report
+    return report  # the labeling pool is the caller's business (curation/intake.py)
 
 
 def is_seed_group_file(path: str | os.PathLike) -> bool:

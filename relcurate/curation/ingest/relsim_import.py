@@ -20,8 +20,8 @@ from typing import Callable
 
 from sqlalchemy import insert, select, update
 
-from relcurate.curation.ingest import IngestReport, ingest_items
-from relcurate.curation.sources import SourceItem, read_reference_jsonl
+from relcurate.curation.ingest.store_writes import IngestReport, ingest_items
+from relcurate.curation.ingest.sources import SourceItem, read_reference_jsonl
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Caption, CaptionReview, CaptionStatus, Image, ImageSource, utcnow
 from relcurate.workspace import Workspace

@@ -24,7 +24,7 @@ from sqlalchemy import case, exists, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from relcurate.curation.txn import run_write
+from relcurate.db.write_retry import run_write
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Adjudication, Answer, CurrentLabel, GoldAnswer, Image, User, utcnow
 

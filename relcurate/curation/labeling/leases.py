@@ -39,8 +39,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
-from relcurate.curation.task_order import TaskOrder, make_strategy, strategy_names
-from relcurate.curation.txn import is_postgres, run_write
+from relcurate.curation.labeling.task_order import TaskOrder, make_strategy, strategy_names
+from relcurate.db.write_retry import is_postgres, run_write
 from relcurate.db.engine import read_scope
 from relcurate.db.models import (
     Answer,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from relcurate.curation.anonymity import normalise_caption
-from relcurate.curation.ingest import IngestReport, record_bad, register_pending
-from relcurate.curation.sources import BadRecord, SourceItem, display_path
+from relcurate.curation.groups.anonymity import normalise_caption
+from relcurate.curation.ingest.store_writes import IngestReport, record_bad, register_pending
+from relcurate.curation.ingest.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Caption, CaptionReview, CaptionStatus, GroupMember, GroupStatus, Image, ImageSource, SeedGroup
 from relcurate.workspace import Workspace

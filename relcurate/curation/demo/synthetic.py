@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from relcurate.curation.synthetic_draw import (
+from relcurate.curation.demo.synthetic_draw import (
     BACKGROUND_COLORS,
     BACKGROUND_KINDS,
     CIRCUMRADIUS,

@@ -20,7 +20,7 @@ simple enough to explain in one sentence:
     a colour, or one word after it). With alt-texts of several members, a word found in *every*
     one of them is taken as the shared element of the group and is not reported by this rule.
 ``object_noun`` (warning)
-    A common concrete object noun (:data:`~relcurate.curation.object_nouns.OBJECT_NOUNS`, simple
+    A common concrete object noun (:data:`~relcurate.curation.groups.object_nouns.OBJECT_NOUNS`, simple
     plurals folded) outside placeholders. A warning, not an error: it may be the invariant the
     group is about ("{Subject} adorned with a crown").
 ``colour_word`` (error before an object noun / leaked word, else warning)
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from relcurate.curation.object_nouns import OBJECT_NOUNS
+from relcurate.curation.groups.object_nouns import OBJECT_NOUNS
 
 Severity = Literal["error", "warning"]
 

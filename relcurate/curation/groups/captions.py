@@ -21,10 +21,10 @@ from datetime import datetime
 from PIL import Image as PILImage
 from sqlmodel import Session, select
 
-from relcurate.curation import groups as groups_mod
-from relcurate.curation.anonymity import CaptionCheck, check_caption, normalise_caption
-from relcurate.curation.browse import ImageCard
-from relcurate.curation.group_search import image_cards
+from relcurate.curation.groups import membership as groups_mod
+from relcurate.curation.groups.anonymity import CaptionCheck, check_caption, normalise_caption
+from relcurate.curation.catalog.browse import ImageCard
+from relcurate.curation.groups.group_search import image_cards
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
     Caption,
@@ -373,4 +373,5 @@ def load_captioner(ws: Workspace, spec: CaptionerSpec, **kwargs) -> Captioner:
     resolved in the workspace, anonymity checker attached); heavy, so cache the result."""
     from relcurate.models.registry import get_model_version_by_id, load_model
 
+    kwargs.setdefault("checker", check_caption)  # every generated caption carries its findings
     return load_model(ws, get_model_version_by_id(ws, spec.model_version_id), **kwargs)

@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from relcurate.curation import group_metrics
+from relcurate.curation.groups import group_metrics
 from relcurate.db.models import (
     Caption,
     CaptionStatus,
@@ -295,7 +295,7 @@ def update_details(session: Session, group_id: int, *, name: str | None = None,
 def propose_caption(session: Session, group_id: int, text: str, *, source: str,
                     model_version_id: int | None = None, user_id: int | None = None) -> Caption:
     """Kept for callers of the first version; see captions.add_group_caption."""
-    from relcurate.curation.captions import add_group_caption
+    from relcurate.curation.groups.captions import add_group_caption
 
     return add_group_caption(session, group_id, text, source=source, model_version_id=model_version_id,
                              user_id=user_id)
@@ -506,7 +506,7 @@ def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]],
         raise GroupError("one name per part")
 
     caption = _caption_to_inherit(session, group_id)
-    from relcurate.curation.captions import add_group_caption
+    from relcurate.curation.groups.captions import add_group_caption
 
     children = []
     for n, part in enumerate(parts):

@@ -6,10 +6,10 @@ from typing import Callable
 
 from sqlmodel import select
 
-from relcurate.curation.download import Fetched, fetch_all
-from relcurate.curation.imagecheck import Rejected
-from relcurate.curation.ingest import IngestReport, Processed, Quarantined, process_bytes, record_processed
-from relcurate.curation.sources import SourceItem
+from relcurate.curation.ingest.download import Fetched, fetch_all
+from relcurate.curation.ingest.imagecheck import Rejected
+from relcurate.curation.ingest.store_writes import IngestReport, Processed, Quarantined, process_bytes, record_processed
+from relcurate.curation.ingest.sources import SourceItem
 from relcurate.db.engine import session_scope
 from relcurate.db.models import Image, ImageSource, ImageStatus
 from relcurate.workspace import Workspace

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy import exists, func, or_
 from sqlmodel import Session, select
 
-from relcurate.curation.browse import ImageCard, card_of
+from relcurate.curation.catalog.browse import ImageCard, card_of
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Caption, CurrentLabel, GroupMember, Image, ImageSource, ImageStatus
 from relcurate.models.index import VectorIndex, group_centroid, leave_one_out_neighbours

@@ -11,12 +11,12 @@ from typing import Callable
 from sqlmodel import select
 
 from relcurate.accounts import create_user
-from relcurate.curation import synthetic
-from relcurate.curation.dedup import record_near_duplicates
-from relcurate.curation.groups import create_group, propose_caption
-from relcurate.curation.ingest import ingest_items
-from relcurate.curation.queue import sync_pool
-from relcurate.curation.sources import SourceItem, file_uri
+from relcurate.curation.demo import synthetic
+from relcurate.curation.ingest.dedup import record_near_duplicates
+from relcurate.curation.groups.membership import create_group, propose_caption
+from relcurate.curation.ingest.store_writes import ingest_items
+from relcurate.curation.labeling.leases import sync_pool
+from relcurate.curation.ingest.sources import SourceItem, file_uri
 from relcurate.db.engine import session_scope
 from relcurate.db.models import GroupStatus, Image, ImageSource, SeedGroup, User
 from relcurate.workspace import Workspace

@@ -25,14 +25,12 @@ from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from relcurate.curation import queue
-from relcurate.curation.txn import is_postgres, run_write
+from relcurate.curation.labeling import leases
+from relcurate.db.write_retry import is_postgres, run_write
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Answer, CurrentLabel, FilterLabel, LabelSource, User, utcnow
 
 RETRACT = "retract"  # FilterLabel.answer of an undo event (never a CurrentLabel answer)
-FILTER_QUESTION = ("Can you see any relational pattern, logic, or structure in this image that could be "
-                   "useful for creating or linking to another image?")
 
 
 class LabelError(ValueError):
@@ -58,7 +56,7 @@ class UndoResult:
     reason: str | None = None
 
 
-# Prebuilt Core statements for the per-decision path (see queue.py on why not the ORM here).
+# Prebuilt Core statements for the per-decision path (see leases.py on why not the ORM here).
 _F = FilterLabel.__table__
 _C = CurrentLabel.__table__
 _b = bindparam
@@ -86,7 +84,7 @@ def _event(conn, *, image_id: int, user_id: int, answer: str, source: str, lead_
 
 
 def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, request_id: str,
-                 lead_time_ms: int | None = None, kind: str = queue.FILTER,
+                 lead_time_ms: int | None = None, kind: str = leases.FILTER,
                  source: str = LabelSource.human, model_version_id: int | None = None,
                  now: datetime | None = None) -> LabelResult:
     """Record one annotator's decision on one image (see the module docstring for guarantees)."""
@@ -105,10 +103,10 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
             return LabelResult(seen.id, seen.image_id, user_id, seen.answer, duplicate=True,
                                supersedes_id=seen.supersedes_id)
         at = now or utcnow()
-        queue.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
+        leases.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
         current = _lock_current(s, image_id, user_id)
         if current is not None and current.answer == answer:
-            queue.on_decision(s, kind, image_id, user_id, answer, at)
+            leases.on_decision(s, kind, image_id, user_id, answer, at)
             return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
         previous = current.label_id if current is not None else None
         label_id = _event(conn, image_id=image_id, user_id=user_id, answer=answer, source=source,
@@ -119,13 +117,13 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
                                         "answer": answer})
         else:
             conn.execute(_SET_CURRENT, {"img": image_id, "uid": user_id, "lid": label_id, "ans": answer})
-        queue.on_decision(s, kind, image_id, user_id, answer, at)
+        leases.on_decision(s, kind, image_id, user_id, answer, at)
         return LabelResult(label_id, image_id, user_id, answer, duplicate=False, supersedes_id=previous)
 
     return run_write(engine, tx)
 
 
-def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue.FILTER,
+def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = leases.FILTER,
                now: datetime | None = None) -> UndoResult:
     """Undo one of this annotator's decisions, if it is still the label in force.
 
@@ -144,7 +142,7 @@ def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue
         if label is None or label.user_id != user_id:
             return UndoResult(False, reason="no such decision of yours")
         at = now or utcnow()
-        queue.lock_task_row(s, kind, label.image_id)
+        leases.lock_task_row(s, kind, label.image_id)
         current = _lock_current(s, label.image_id, user_id)
         if current is None or current.label_id != label_id:
             return UndoResult(False, label.image_id, reason="a later decision replaced it")
@@ -152,7 +150,7 @@ def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = queue
                             lead_time_ms=None, supersedes_id=label_id, request_id=request_id,
                             model_version_id=None, at=at)
         conn.execute(_DROP_CURRENT, {"img": label.image_id, "uid": user_id})
-        releasing = queue.on_retract(s, kind, label.image_id, user_id, at)
+        releasing = leases.on_retract(s, kind, label.image_id, user_id, at)
         return UndoResult(True, label.image_id, retract_id, releasing=releasing)
 
     return run_write(engine, tx)

@@ -1,0 +1,1 @@
+"""The synthetic relational demo: templates, drawing, building the demo workspace."""

@@ -1,0 +1,1 @@
+"""Seed groups: membership, search, grouping metrics, anonymous captions and their checker."""

@@ -1,0 +1,1 @@
+"""Filter labeling: leases and task orders, labels, agreement, guidelines."""
