@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from image_fixtures import make_jpeg_folder  # noqa: E402
+from relcurate.testing.images import make_jpeg_folder  # noqa: E402
 
 from relcurate.curation.ingest.imagecheck import decode_only  # noqa: E402
 from relcurate.curation.ingest.store_writes import default_workers  # noqa: E402

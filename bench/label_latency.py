@@ -42,13 +42,13 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from image_fixtures import make_jpeg_folder  # noqa: E402
+from relcurate.testing.images import make_jpeg_folder  # noqa: E402
 from relcurate import accounts  # noqa: E402
 from relcurate.curation import labels, queue  # noqa: E402
 from relcurate.curation.intake import ingest_and_queue as ingest_source  # noqa: E402
 from relcurate.db.engine import make_engine, normalise_url, read_scope  # noqa: E402
 from relcurate.workspace import Workspace  # noqa: E402
-from streamlit_server import (CHROMIUM, IMAGE_SELECTOR, LAUNCH_ARGS, browser_skip_reason, image_src,  # noqa: E402
+from relcurate.testing.browser import (CHROMIUM, IMAGE_SELECTOR, LAUNCH_ARGS, browser_skip_reason, image_src,  # noqa: E402
                               login, open_page, streamlit_server, wait_idle)
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeling_helpers import add_image_rows, add_users
+from relcurate.testing.labeling import add_image_rows, add_users
 from relcurate.curation.labeling import agreement, labels, leases
 
 

@@ -27,7 +27,7 @@ from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel
 from relcurate.workspace import Workspace
-from streamlit_server import (CHROMIUM, LAUNCH_ARGS, browser_skip_reason, image_src, login, open_page,
+from relcurate.testing.browser import (CHROMIUM, LAUNCH_ARGS, browser_skip_reason, image_src, login, open_page,
                               streamlit_server, wait_idle, wait_image_change)
 
 _SKIP = browser_skip_reason()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from group_fixtures import populate
-from streamlit_server import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
+from relcurate.testing.groups import populate
+from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.engine import read_scope

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from group_fixtures import populate
+from relcurate.testing.groups import populate
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.curation.groups.captions import CaptionError
@@ -146,7 +146,7 @@ def test_per_image_caption_sampling(sqlite_workspace, tmp_path):
 
 @pytest.mark.slow
 def test_propose_with_a_real_tiny_captioner(sqlite_workspace, tmp_path):
-    from model_fixtures import tiny_qwen_path
+    from relcurate.testing.models import tiny_qwen_path
     from relcurate.models.qwen_captioner import GenerationSettings
 
     ws = sqlite_workspace

@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from labeling_helpers import add_image_rows, add_users
+from relcurate.testing.labeling import add_image_rows, add_users
 from relcurate.cli.labeling import app
 from relcurate.curation.labeling import labels, leases
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from export_fixtures import build_curated
+from relcurate.testing.exports import build_curated
 from relcurate.cli.export import app
 from relcurate.exports.atomic import stale_partials
 from relcurate.workspace import Workspace

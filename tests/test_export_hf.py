@@ -7,7 +7,7 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
-from export_fixtures import build_curated, read_jsonl
+from relcurate.testing.exports import build_curated, read_jsonl
 from relcurate.exports.common import ExportError
 from relcurate.exports.hf import _shard_bounds, export_hf
 from relcurate.exports.relsim_jsonl import export_relsim

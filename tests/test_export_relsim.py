@@ -11,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
-from export_fixtures import URLS, build_curated, read_jsonl
+from relcurate.testing.exports import URLS, build_curated, read_jsonl
 from relcurate.accounts import create_user
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.curation.ingest.sources import reference_hash
@@ -143,7 +143,7 @@ def test_round_trip_through_an_empty_workspace(db_url, tmp_path):
 def test_reference_dataloader_reads_the_export(curated, tmp_path):
     """relsim 0.1.0's own ImageTextDataset (imports fine without a GPU) reads our files."""
     pytest.importorskip("qwen_vl_utils")
-    from model_fixtures import tiny_qwen_path
+    from relcurate.testing.models import tiny_qwen_path
     from relsim.dataloader import ImageTextDataset, create_collate_fn
     from transformers import AutoProcessor
 

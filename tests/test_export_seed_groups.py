@@ -6,7 +6,7 @@ import json
 
 from sqlmodel import select
 
-from export_fixtures import build_curated, read_jsonl
+from relcurate.testing.exports import build_curated, read_jsonl
 from relcurate.accounts import create_user
 from relcurate.curation.groups.captions import review_caption
 from relcurate.curation.ingest.pipeline import ingest_source

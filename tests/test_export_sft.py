@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from export_fixtures import build_curated, read_jsonl
+from relcurate.testing.exports import build_curated, read_jsonl
 from relcurate.curation.labeling import agreement, labels
 from relcurate.db.engine import read_scope
 from relcurate.db.models import User

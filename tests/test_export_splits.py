@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from export_fixtures import build_curated, read_jsonl
+from relcurate.testing.exports import build_curated, read_jsonl
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import Caption, NearDuplicate
 from relcurate.exports.relsim_jsonl import export_relsim

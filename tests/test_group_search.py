@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from group_fixtures import populate
+from relcurate.testing.groups import populate
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, group_search, membership as groups
 from relcurate.curation.groups.group_search import BUILTIN_SPACE, BrowseFilter

@@ -24,7 +24,7 @@ from relcurate.curation.ingest.imagecheck import (
     phash_hex,
     read_image_file,
 )
-from image_fixtures import (
+from relcurate.testing.images import (
     BAD_UTF8_NAME,
     LOOP_DIR_LINK,
     OK,

@@ -9,7 +9,7 @@ import shutil
 from PIL import Image as PILImage
 from sqlmodel import select
 
-from image_fixtures import BAD_UTF8_NAME, OK, make_mixed_folder
+from relcurate.testing.images import BAD_UTF8_NAME, OK, make_mixed_folder
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.curation.ingest.sources import file_uri, reference_hash
 from relcurate.curation.catalog.stats import workspace_stats

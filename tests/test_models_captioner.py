@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_fixtures import noise_images
+from relcurate.testing.models import noise_images
 from relcurate.models.protocols import Captioner
 from relcurate.models.qwen_captioner import (
     CAPTION_PROMPT,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_fixtures import noise_images, perturb_trainable
+from relcurate.testing.models import noise_images, perturb_trainable
 from relcurate.models.protocols import FILTER_QUESTION, Filter
 from relcurate.models.qwen_filter import QwenFilter
 

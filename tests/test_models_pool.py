@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_fixtures import noise_images
+from relcurate.testing.models import noise_images
 from relcurate.models.pool import merge_shards, score_pool, shard_bounds
 
 

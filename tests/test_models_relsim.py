@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model_fixtures import noise_images, perturb_trainable
+from relcurate.testing.models import noise_images, perturb_trainable
 from relcurate.models.protocols import Embedder
 from relcurate.models.relsim_checkpoint import (
     PROJECTION_FILE,

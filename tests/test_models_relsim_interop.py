@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_fixtures import noise_images, perturb_trainable
+from relcurate.testing.models import noise_images, perturb_trainable
 from relcurate.models.relsim_checkpoint import _saved_embedding_rows, load_relsim_checkpoint, save_relsim_checkpoint
 from relcurate.models.relsim_embedder import RelsimEmbedder
 

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from model_fixtures import noise_images
+from relcurate.testing.models import noise_images
 from relcurate.models.device import from_pretrained_kwargs, resolve_device, resolve_dtype
 from relcurate.models.tiny import build_tiny_qwen
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from labeling_helpers import add_image_rows, add_users
+from relcurate.testing.labeling import add_image_rows, add_users
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.labeling.task_order import RandomOrder, register_strategy, strategy_names
 from relcurate.db.engine import read_scope, session_scope

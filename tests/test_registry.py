@@ -6,7 +6,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
-from model_fixtures import tiny_qwen_path
+from relcurate.testing.models import tiny_qwen_path
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Prediction

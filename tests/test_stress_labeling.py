@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 
-from labeling_helpers import add_image_rows, add_users
+from relcurate.testing.labeling import add_image_rows, add_users
 from relcurate.curation.labeling import labels, leases
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel, LabelTask, TaskAssignment

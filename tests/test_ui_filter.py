@@ -22,7 +22,7 @@ from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.pages_filter import K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from apptest_helpers import as_displayed, goto, titles, url_paths
+from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from apptest_helpers import as_displayed, url_paths as registered_pages
-from group_fixtures import open_app, populate, shown_text
+from relcurate.testing.apptest import as_displayed, url_paths as registered_pages
+from relcurate.testing.groups import open_app, populate, shown_text
 from relcurate.accounts import create_user
 from relcurate.curation.groups import membership as groups
 from relcurate.db.engine import read_scope, session_scope

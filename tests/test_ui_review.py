@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from apptest_helpers import as_displayed, url_paths as registered_pages
-from group_fixtures import open_app, populate, shown_text
+from relcurate.testing.apptest import as_displayed, url_paths as registered_pages
+from relcurate.testing.groups import open_app, populate, shown_text
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.engine import read_scope, session_scope
@@ -158,7 +158,7 @@ def test_per_image_caption_sample(env, monkeypatch):
 @pytest.mark.slow
 def test_propose_with_the_registered_captioner(env, monkeypatch):
     """With a captioner model registered, the page offers it; its caption is proposed, then reviewed."""
-    from model_fixtures import tiny_qwen_path
+    from relcurate.testing.models import tiny_qwen_path
     from relcurate.db.models import ModelKind, ModelVersion
 
     ws, ids, _ = env

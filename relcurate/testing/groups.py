@@ -18,7 +18,7 @@ from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Image, ImageSource
 from relcurate.workspace import Workspace
-from apptest_helpers import as_displayed, goto
+from relcurate.testing.apptest import as_displayed, goto
 
 FAMILIES = {"red": (200, 40, 40), "blue": (40, 60, 200), "green": (40, 170, 60)}
 # Every alt-text of a family shares its first words; the object after them differs per image
@@ -87,7 +87,7 @@ def populate(ws: Workspace, tmp: Path) -> dict[str, int]:
 
 # --- AppTest helpers (the app runs in-process; no browser) ------------------------------------
 
-APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "labeling_ui" / "app.py"  # relcurate/labeling_ui/app.py
 
 
 def open_app(ws: Workspace, monkeypatch, username: str, password: str, page: str | None = None):
