@@ -52,7 +52,7 @@ def test_red_apple_without_placeholder() -> None:
     assert codes(check) == [
         ("missing_placeholder", None, "error"),
         ("colour_word", "red", "error"),      # it colours a concrete object
-        ("object_noun", "apple", "warning"),
+        ("object_noun", "apple", "error"),    # unless a curator marks it shared
     ]
     assert "reflection" not in [f.word for f in check.findings]  # structural, not an object
 
@@ -78,8 +78,11 @@ def test_word_shared_by_every_member_is_the_group_element_not_a_leak() -> None:
     check = check_caption("{Subject} wearing a crown while resting on a sofa", alt_texts=alts)
     assert words(check, "alt_text_leak") == ["sofa"]  # only one member shows a sofa
     crown = [f for f in check.findings if f.word == "crown"]
-    assert [(f.code, f.severity) for f in crown] == [("object_noun", "warning")]
-    assert "all 2 members" in crown[0].message
+    assert [(f.code, f.severity) for f in crown] == [("object_noun", "error")]
+    assert "all 2 members" in crown[0].message and "mark it as shared" in crown[0].message
+    marked = check_caption("{Subject} wearing a crown while resting on a sofa", alt_texts=alts,
+                           shared_nouns=["crown"])
+    assert [f.word for f in marked.findings] == ["sofa"]
 
 
 def test_plurals_and_irregular_plurals_are_folded() -> None:
@@ -91,9 +94,9 @@ def test_plurals_and_irregular_plurals_are_folded() -> None:
 
 
 def test_extra_vocab_extends_the_object_nouns() -> None:
-    text = "{Subject} assembles gizmos into a larger {Object} over time"
+    text = "{Subject} assembles florbs into a larger {Object} over time"  # in no dictionary
     assert check_caption(text).findings == []
-    assert words(check_caption(text, extra_vocab=["Gizmo"]), "object_noun") == ["gizmos"]
+    assert words(check_caption(text, extra_vocab=["Florb"]), "object_noun") == ["florbs"]
 
 
 def test_words_inside_placeholders_are_never_flagged() -> None:
@@ -117,7 +120,7 @@ def test_three_red_apples() -> None:
     assert codes(check) == [
         ("count_word", "three", "error"),
         ("colour_word", "red", "error"),
-        ("object_noun", "apples", "warning"),
+        ("object_noun", "apples", "error"),
     ]
 
 
@@ -136,10 +139,10 @@ def test_structural_counts_and_styles_are_not_flagged(text: str) -> None:
 
 
 def test_ambiguous_counts_and_colours_are_warnings() -> None:
-    check = check_caption("{Subject} waves four glowing orbs while the green circle marks "
+    check = check_caption("{Subject} waves four glowing zorbs while the green circle marks "
                           "{Object}")
     assert [(f.code, f.word, f.severity) for f in check.findings] == [
-        ("count_word", "four", "warning"),   # "orbs" is not a known object
+        ("count_word", "four", "warning"),   # "zorbs" is not a known object
         ("colour_word", "green", "warning"),  # "circle" is a shape, may be the intended sign
     ]
     assert check.ok
@@ -147,10 +150,10 @@ def test_ambiguous_counts_and_colours_are_warnings() -> None:
 
 def test_digits_count_objects_and_one_counts_only_a_direct_object() -> None:
     assert codes(check_caption("{Subject} surrounded by 12 cats in a {Setting}")) == [
-        ("count_word", "12", "error"), ("object_noun", "cats", "warning")]
+        ("count_word", "12", "error"), ("object_noun", "cats", "error")]
     assert codes(check_caption("{Subject} beside one red apple in a {Setting}")) == [
         ("count_word", "one", "error"), ("colour_word", "red", "error"),
-        ("object_noun", "apple", "warning")]
+        ("object_noun", "apple", "error")]
 
 
 # --- placeholders --------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def test_placeholder_names() -> None:
 
 def test_missing_placeholder_hints_at_other_brackets() -> None:
     check = check_caption("This shows [Subject] next to [Object] in a quiet room")
-    assert codes(check) == [("missing_placeholder", None, "error")]
+    assert codes(check) == [("missing_placeholder", None, "error"), ("object_noun", "room", "error")]
     assert "[Subject]" in check.findings[0].message
     # Only malformed placeholders: still nothing anonymised.
     assert ("missing_placeholder", None, "error") in codes(
@@ -188,19 +191,19 @@ def test_missing_placeholder_hints_at_other_brackets() -> None:
 def test_length_bounds() -> None:
     assert codes(check_caption("{Subject} beside {Object}")) == [("too_short", None, "error")]
     long = "{Subject} " + "quietly " * 70 + "rests."
-    assert codes(check_caption(long)) == [("too_long", None, "warning")]
+    assert codes(check_caption(long)) == [("too_long", None, "error")]
     assert check_caption("{Subject} beside {Object}", min_words=3).findings == []
 
 
 def test_summarise_counts() -> None:
     checks = [check_caption(t) for t in (
-        "{Subject} holding three red apples beside {Object}",      # 2 errors + 1 warning
-        "{Subject} wearing a crown while resting on the ground",    # 1 warning
+        "{Subject} holding three red apples beside {Object}",      # 3 errors
+        "{Subject} wearing a crown while resting on the ground",    # 1 error
         "This image shows the progression of {Subject} over time",  # clean
     )]
     assert summarise(checks) == {
-        "checked": 3, "flagged": 2, "with_errors": 1, "warnings_only": 1,
-        "findings_by_severity": {"error": 2, "warning": 2},
+        "checked": 3, "flagged": 2, "with_errors": 2, "warnings_only": 0,
+        "findings_by_severity": {"error": 4, "warning": 0},
         "findings_by_code": {"colour_word": 1, "count_word": 1, "object_noun": 2},
         "captions_by_code": {"colour_word": 1, "count_word": 1, "object_noun": 2},
     }
@@ -209,16 +212,20 @@ def test_summarise_counts() -> None:
 # --- the real seed captions ------------------------------------------------------------------------
 
 def test_real_seed_captions_summary() -> None:
-    """All 532 curated seed captions (seed_group.json, relsim). Measured with the checker's
-    defaults (6-60 words): 21 flagged, 1 with an error, 20 with warnings only; findings by code:
-    object_noun 19 (13 captions: flag x3, table x2, seeds x2, child x2, crown, glasses, hat, chef,
-    and one wedding caption naming bride, groom, gown, veil, suit, tuxedo), placeholder_name 6
-    warnings ({Muscle Group}, {Sports Attire}, {Primary Object}, {Object/Subject},
-    {Event/Scene}, {Subject's identity}), colour_word 2 warnings ("the green circle ... the red
-    circle" of an allowed/forbidden sign), missing_placeholder 1 error ("Two individuals present
-    a drawn caricature of themselves, ..."). Read by hand: each flag names a concrete detail or a
-    real syntax problem; the warnings are mostly the group's shared element (a crown, a flag),
-    which is exactly what a warning asks the curator to confirm. No count, length or leak flags.
+    """All 532 curated seed captions (seed_group.json, relsim), checker defaults (6-60 words).
+
+    Measured: 68 flagged, 62 with an error. object_noun 79 findings in 61 captions, now errors
+    (a curator must mark a shared object): the hand list alone finds 19 in 13 captions (flag x3,
+    table x2, seeds x2, child x2, crown, glasses, hat, chef, a wedding caption naming bride,
+    groom, gown, veil, suit, tuxedo); WordNet adds 60 more, each read by hand and each a
+    depicted thing (attire x15 as in "{Sport} attire", water x6, fluid x3, ice x3, muscle(s) x5,
+    offspring x3, fur x2, hand, face(s), ears, mouth, flesh, sky, stars, fruits, vegetables,
+    ingredients, refreshments, bouquet, furniture, roadway, traveler, parent, "chalk-drawn").
+    placeholder_name 6 warnings ({Muscle Group}, {Sports Attire}, {Primary Object},
+    {Object/Subject}, {Event/Scene}, {Subject's identity}), colour_word 2 warnings (an
+    allowed/forbidden sign's green and red circle), missing_placeholder 1 error ("Two individuals
+    present a drawn caricature of themselves, ..."). No count, length, leak, emoji, markup or
+    control-character flags.
     """
     if not SEED_GROUPS.exists():
         pytest.skip(f"real seed groups not available at {SEED_GROUPS} (third-party data, "
@@ -229,11 +236,69 @@ def test_real_seed_captions_summary() -> None:
     print(json.dumps(summary, indent=1))
     assert all(not c.text.startswith('"') and not c.text.endswith('"') for c in checks)
     assert summary["checked"] == 532
-    assert summary["flagged"] == 21
-    assert summary["with_errors"] == 1
+    assert summary["flagged"] == 68
+    assert summary["with_errors"] == 62
     assert summary["findings_by_code"] == {
-        "colour_word": 2, "missing_placeholder": 1, "object_noun": 19, "placeholder_name": 6}
-    assert summary["captions_by_code"]["object_noun"] == 13
-    assert summary["findings_by_severity"] == {"error": 1, "warning": 27}
-    errors = [c for c in checks if not c.ok]
-    assert errors[0].text.startswith("Two individuals present")
+        "colour_word": 2, "missing_placeholder": 1, "object_noun": 79, "placeholder_name": 6}
+    assert summary["captions_by_code"]["object_noun"] == 61
+    assert summary["findings_by_severity"] == {"error": 80, "warning": 8}
+    hand_only = summarise(check_caption(g["anonymous_caption"], use_lexicon=False) for g in groups)
+    assert hand_only["findings_by_code"]["object_noun"] == 19
+    assert hand_only["captions_by_code"]["object_noun"] == 13
+    missing = [c for c in checks if any(f.code == "missing_placeholder" for f in c.findings)]
+    assert missing[0].text.startswith("Two individuals present")
+
+
+# Captions with the concrete words a checker must catch: every object word of this suite's
+# hand-made captions, the issue's examples, and everyday leaks the hand list does not hold.
+LEAKS = [
+    ("a red apple next to its reflection", ["apple"]),
+    ("{Subject} chasing mice past benches, berries and knives today", ["mice", "benches", "berries", "knives"]),
+    ("{Subject} holding three red apples beside {Object}", ["apples"]),
+    ("{Subject} surrounded by 12 cats in a {Setting}", ["cats"]),
+    ("{Subject} wearing a crown while resting on the ground", ["crown"]),
+    ("This shows [Subject] next to [Object] in a quiet room", ["room"]),
+    ("an apple placed right next to {Object}", ["apple"]),
+    ("The layers of {Subject} mirror the Earth's crust, mantle and core of a planet.", ["Earth's", "crust", "mantle", "planet"]),
+    ("A peach cut open shows its skin, flesh and pit, like {Subject}.", ["peach", "skin", "flesh"]),
+    ("{Subject} drawn on a chalkboard beside a kettle and a teapot", ["chalkboard", "kettle", "teapot"]),
+    ("{Subject} carved from driftwood resting on a pebble beach", ["driftwood", "pebble", "beach"]),
+    ("A violin and a saxophone arranged in the shape of {Object}", ["violin", "saxophone"]),
+    ("{Subject} made of spaghetti and meatballs on a plate", ["spaghetti", "meatballs", "plate"]),
+    ("A giraffe and a penguin swap their patterns with {Subject}", ["giraffe", "penguin"]),
+    ("{Subject} growing out of a cactus under the moon", ["cactus", "moon"]),
+    ("A lighthouse built from stacked {Object} on a cliff", ["lighthouse", "cliff"]),
+    ("{Subject} seen through a microscope next to a beaker", ["microscope", "beaker"]),
+    ("A sneaker split into layers like a sandwich of {Material}", ["sneaker", "sandwich"]),
+    ("{Subject} reflected in a puddle on the pavement", ["puddle", "pavement"]),
+    ("A skyscraper shaped like a pencil standing beside {Object}", ["skyscraper", "pencil"]),
+]
+
+
+def test_lexicon_recall_on_the_suites_captions() -> None:
+    """Recall of concrete words over LEAKS (42 words). Measured: hand list 28/42 (0.67), with
+    WordNet 41/42 (0.98); the miss is "puddle", which WordNet's SemCor counts tag more often as
+    a verb than as a noun."""
+    def recall(**kw) -> float:
+        found = total = 0
+        for text, objects in LEAKS:
+            flagged = {f.word for f in check_caption(text, min_words=1, **kw).findings
+                       if f.code in ("object_noun", "alt_text_leak")}
+            found += sum(o in flagged for o in objects)
+            total += len(objects)
+        return found / total
+    hand, full = recall(use_lexicon=False), recall()
+    print(f"object-word recall: hand list {hand:.2f}, with WordNet {full:.2f}")
+    assert full >= 0.95
+    assert hand < 0.7
+
+
+def test_emoji_markup_and_control_characters_are_errors() -> None:
+    check = check_caption("{Subject} 🍎 grows <b>into</b> **{Object}** over\u200b time")
+    found = [(f.code, f.word) for f in check.findings]
+    assert ("emoji", "🍎") in found
+    assert ("markup", "<b>") in found and ("markup", "</b>") in found and ("markup", "**") in found
+    assert any(f.code == "control_character" and "U+200B" in f.message for f in check.findings)
+    assert not check.ok
+    # Ordinary line breaks and tabs are folded, not reported.
+    assert check_caption("{Subject} slowly\n\tturns into {Object} over time").findings == []

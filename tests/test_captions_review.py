@@ -103,7 +103,7 @@ def test_review_queues_and_items(sqlite_workspace, tmp_path):
         g_draft = groups.create_group(s, "draft", [ids["plain"]]).id
         c_blue = captions.add_group_caption(s, g_blue, CLEAN, source="model").id
         captions.add_group_caption(s, g_green, CLEAN, source="model")
-        c_green = captions.add_group_caption(s, g_green, "The {Thing} resting on {Place} in the sun.",
+        c_green = captions.add_group_caption(s, g_green, "The {Thing} resting on {Place} in {Light}.",
                                              source="model").id
         captions.review_caption(s, c_green, "accept", user_id=uid)
         queues = {q: captions.group_queue(s, q) for q in captions.QUEUES}

@@ -44,7 +44,7 @@ def test_check_seed_groups_prints_flagged_and_summary(seed_file: Path) -> None:
     assert "seed_group.json[2]" in out and "object_noun 'crown'" in out
     assert "seed_group.json[0]" not in out  # clean captions are not listed
     assert out.strip().splitlines()[-1] == (
-        "checked 3 captions: 2 flagged (error: 1, warning: 1); "
+        "checked 3 captions: 2 flagged (error: 2, warning: 0); "
         "by code: colour_word=1, count_word=1, object_noun=2")
 
 
@@ -92,7 +92,7 @@ def test_json_report(tmp_path: Path, seed_file: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["summary"]["checked"] == 3 and report["summary"]["skipped"] == 0
-    assert [r["ok"] for r in report["results"]] == [True, False, True]
+    assert [r["ok"] for r in report["results"]] == [True, False, False]  # a crown is an error now
     three = report["results"][1]["findings"][0]
     assert three == {"code": "count_word", "word": "three", "start": 18, "end": 23,
                      "message": three["message"], "severity": "error"}
@@ -120,5 +120,5 @@ def test_real_seed_file(tmp_path: Path) -> None:
     if not SEED_GROUPS.exists():
         pytest.skip(f"real seed groups not available at {SEED_GROUPS} (third-party data)")
     result = runner.invoke(app, ["check", str(SEED_GROUPS), "--strict"])
-    assert result.exit_code == 1  # 21 of the 532 are flagged (see test_anonymity)
-    assert "checked 532 captions: 21 flagged (error: 1, warning: 20)" in result.stdout
+    assert result.exit_code == 1  # 68 of the 532 are flagged (see test_anonymity)
+    assert "checked 532 captions: 68 flagged (error: 62, warning: 6)" in result.stdout

@@ -128,7 +128,7 @@ def test_members_of_a_verified_group_are_fixed(env, monkeypatch):
 
     with session_scope(ws.engine) as s:
         gid = groups.create_group(s, "done", [ids["green2"], ids["green3"]], status=GroupStatus.complete).id
-        c = captions.add_group_caption(s, gid, "A {Animal} resting on {Object} in the garden.", source="human")
+        c = captions.add_group_caption(s, gid, "A {Animal} resting on {Object} in {Place}.", source="human")
         captions.review_caption(s, c.id, "accept", user_id=None)
     at = as_user(env, monkeypatch, "cur")
     select_group(at, gid)

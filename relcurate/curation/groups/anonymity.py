@@ -19,10 +19,15 @@ simple enough to explain in one sentence:
     noun or stands in noun position (right after a determiner such as "a"/"the"/"its", a count or
     a colour, or one word after it). With alt-texts of several members, a word found in *every*
     one of them is taken as the shared element of the group and is not reported by this rule.
-``object_noun`` (warning)
-    A common concrete object noun (:data:`~relcurate.curation.groups.object_nouns.OBJECT_NOUNS`, simple
-    plurals folded) outside placeholders. A warning, not an error: it may be the invariant the
-    group is about ("{Subject} adorned with a crown").
+``object_noun`` (error)
+    A concrete object noun outside placeholders: the hand list
+    (:data:`~relcurate.curation.groups.object_nouns.OBJECT_NOUNS`, simple plurals folded) or a
+    noun whose main WordNet sense is a physical thing (``lexicon.py``: "Earth", "crust",
+    "mantle"), less :data:`FIGURATIVE_NOUNS`. An error unless the curator marks the noun as
+    shared by every member (``shared_nouns``): it may be the invariant the group is about
+    ("{Subject} adorned with a crown"), but a person must say so.
+``control_character`` / ``emoji`` / ``markup`` (error)
+    Invisible control or format characters, emoji and pictographs, HTML or Markdown.
 ``colour_word`` (error before an object noun / leaked word, else warning)
     "red apples" pins a detail that should be a placeholder; "the green circle" may be intended.
     "black and white" (the monochrome style) is not reported.
@@ -32,7 +37,7 @@ simple enough to explain in one sentence:
     is almost always a pronoun ("one another", "from one form to the next") and is reported only
     when it directly counts an object ("one apple"). Hyphenated compounds ("three-dimensional",
     "360-degree") and tokens like "3D" are not counts.
-``too_short`` (error) / ``too_long`` (warning)
+``too_short`` / ``too_long`` (error)
     Word count outside ``[min_words, max_words]`` (a placeholder counts as one word).
 
 ``ok`` is true when no finding has severity "error". Words inside placeholders are never checked.
@@ -49,6 +54,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+import unicodedata
+
+from relcurate.curation.groups import lexicon
 from relcurate.curation.groups.object_nouns import OBJECT_NOUNS
 
 Severity = Literal["error", "warning"]
@@ -117,6 +125,21 @@ STRUCTURAL_WORDS = frozenset(
     relationship relation connection interaction contrast comparison juxtaposition
     concept idea theme logic meaning role roles way ways manner kind type types category
     example instance case version look appearance""".split()
+)
+# WordNet files these under physical things, but captions use them for structure or ideas
+# ("a system of {Parts}", "the key element", "the body of {Text}"); never reported from WordNet
+# alone (the hand list and alt-text leaks still apply).
+FIGURATIVE_NOUNS = frozenset(
+    """key system systems product products network assembly solution solutions innovation
+    physics addition architecture world body bodies guide chain link bridge gateway pathway
+    pathways path paths output outputs snapshot motif motifs fragment fragments covering cover
+    match marker container containers equipment tool tools device devices mechanism lens
+    barrier anchor frame frames model models display screen network structure medium media
+    accessory accessories decor decoration decorations piece pieces unit units station stage
+    platform base foundation ground field line lines point points mirror mirrors window
+    windows door doors gate gates wall walls seat seats table tables chosen serving ordinary
+    cutout cutouts personification monochrome transport pile carving carvings shelter office
+    floor""".split()
 )
 # A noun usually follows these (possibly after one adjective): the window for "noun position".
 _DETERMINERS = frozenset(
@@ -213,12 +236,30 @@ def _forms(word: str) -> frozenset[str]:
     return frozenset(forms)
 
 
-def _vocab_hit(word: str, vocab: frozenset[str]) -> str | None:
-    if word in vocab:
+@dataclass(frozen=True)
+class _Vocab:
+    """Object nouns: the hand list (+ a project's extra words), backed by WordNet's concrete
+    nouns (lexicon.py) minus words whose use in captions is mostly figurative; `shared` are
+    nouns a curator marked as shown by every member of the group (never reported)."""
+
+    nouns: frozenset[str]
+    shared: frozenset[str] = frozenset()
+    use_lexicon: bool = True
+
+
+def _vocab_hit(word: str, vocab: _Vocab) -> str | None:
+    forms = _forms(word)
+    if forms & vocab.shared:
+        return None
+    if word in vocab.nouns:
         return word
-    for form in _forms(word):
-        if form in vocab:
+    for form in forms:
+        if form in vocab.nouns:
             return form
+    if vocab.use_lexicon and not forms & FIGURATIVE_NOUNS:
+        lemma = lexicon.concrete_lemma(word)
+        if lemma is not None and lemma not in vocab.shared and lemma not in FIGURATIVE_NOUNS:
+            return lemma
     return None
 
 
@@ -316,7 +357,7 @@ def _alt_text_forms(alt_texts: Sequence[str]) -> list[frozenset[str]]:
 class _Checker:
     """One caption's state while the rules run; kept tiny so the editor can call it per keystroke."""
 
-    def __init__(self, text: str, tokens: list[_Token], vocab: frozenset[str],
+    def __init__(self, text: str, tokens: list[_Token], vocab: _Vocab,
                  alt_forms: list[frozenset[str]]) -> None:
         self.text = text
         self.tokens = tokens
@@ -395,8 +436,9 @@ class _Checker:
         if not _is_plain(t.word):
             return
         noun = _vocab_hit(t.word, self.vocab)
-        if noun and noun != t.word and self.verb_position(i):
-            return  # "The composition bridges reality", "{Subject} mirrors {Object}"
+        from_lexicon = noun is not None and not (_forms(t.word) & self.vocab.nouns)
+        if noun and (noun != t.word or from_lexicon) and self.verb_position(i):
+            return  # "The composition bridges reality", "{Subject} mirrors {Object}", "... face one another"
         source = self.leak_source(t.word)
         if source and (noun or self.noun_position(i)):
             self.add("alt_text_leak", t, f"{t.text!r} also appears in {source}: it names what "
@@ -405,11 +447,11 @@ class _Checker:
             n = len(self.alt_forms)
             if n > 1 and all(_forms(t.word) & alt for alt in self.alt_forms):
                 why = (f"{t.text!r} is a concrete object named in all {n} members' alt-texts: "
-                       "fine if it is the element the group shares.")
+                       "if it is the element the group shares, mark it as shared.")
             else:
-                why = (f"{t.text!r} is a concrete object ({noun}); use a placeholder unless "
-                       "every image in the group shows it.")
-            self.add("object_noun", t, why, "warning")
+                why = (f"{t.text!r} is a concrete object ({noun}); use a placeholder, or mark it "
+                       "as shared if every image in the group shows it.")
+            self.add("object_noun", t, why, "error")
 
     def check_compound(self, t: _Token) -> None:
         # "apple-shaped", "dog-like": the object part leaks. Colours and counts inside compounds
@@ -418,7 +460,7 @@ class _Checker:
             noun = _vocab_hit(part, self.vocab) if _is_plain(part) else None
             if noun:
                 self.add("object_noun", t, f"{t.text!r} contains the concrete object {noun!r}; "
-                         "use a placeholder unless every image shows it.", "warning")
+                         "use a placeholder, or mark it as shared if every image shows it.", "error")
                 return
 
     def check_colour(self, i: int) -> None:
@@ -465,6 +507,38 @@ class _Checker:
                      "unless every image in the group has exactly this many.", "warning")
 
 
+_MARKUP = re.compile(r"<\s*/?\s*[A-Za-z!][^>]*>|&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);|\*\*|__|`|"
+                     r"\[[^\]]*\]\([^)]*\)|^\s*#+\s")
+
+
+def _is_emoji(ch: str) -> bool:
+    cp = ord(ch)
+    return (0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF or 0x2B00 <= cp <= 0x2BFF
+            or cp in (0xFE0F, 0x200D) or unicodedata.category(ch) == "So")
+
+
+def _character_findings(raw: str, norm: str) -> list[Finding]:
+    """Characters no caption should hold: control/format characters (in the raw text, before
+    whitespace is folded; ordinary newlines and tabs are fine), emoji and pictographs, markup
+    (HTML tags or entities, Markdown emphasis, code or links)."""
+    out: list[Finding] = []
+    bad = sorted({ch for ch in raw if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
+                  and ch not in "\n\t\r" and not _is_emoji(ch)})
+    if bad:
+        names = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
+        out.append(Finding("control_character", None, None, None,
+                           f"invisible control or format characters ({names}); retype the caption.",
+                           "error"))
+    for i, ch in enumerate(norm):
+        if _is_emoji(ch):
+            out.append(Finding("emoji", ch, i, i + 1, f"{ch!r} is an emoji or pictograph; describe "
+                               "the relation in words.", "error"))
+    for m in _MARKUP.finditer(norm):
+        out.append(Finding("markup", m.group(), m.start(), m.end(), f"{m.group().strip()!r} is markup "
+                           "(HTML or Markdown); write plain text.", "error"))
+    return out
+
+
 def _is_count(word: str) -> bool:
     return word in NUMBER_WORDS or _DIGITS.fullmatch(word) is not None
 
@@ -476,22 +550,30 @@ def check_caption(
     min_words: int = DEFAULT_MIN_WORDS,
     max_words: int = DEFAULT_MAX_WORDS,
     extra_vocab: Iterable[str] = (),
+    shared_nouns: Iterable[str] = (),
+    use_lexicon: bool = True,
 ) -> CaptionCheck:
     """Check one anonymous caption. `alt_texts`: alt-texts / original captions of the member
     images (words they share with the caption are leaks). `extra_vocab`: more object nouns to
-    report (singular or plural, any case), e.g. a project's own domain terms."""
+    report (singular or plural, any case), e.g. a project's own domain terms. `shared_nouns`:
+    object nouns a curator marked as shown by every member (the group's invariant, "{Subject}
+    wearing a crown"); they are not reported. `use_lexicon=False` checks against the hand list
+    only (WordNet off)."""
     norm = normalise_caption(text)
     placeholders, masked, findings = _scan_placeholders(norm)
+    findings.extend(_character_findings(text, norm))
     if not placeholders:
         hint = _OTHER_BRACKETS.search(norm)
         msg = "No {Placeholder}: name what varies between the images, e.g. {Subject}."
         if hint:
             msg += f" Found {hint.group()!r}: placeholders use curly braces."
         findings.append(Finding("missing_placeholder", None, None, None, msg, "error"))
-    vocab = OBJECT_NOUNS
+    nouns = OBJECT_NOUNS
     extra = [w.strip().lower() for w in extra_vocab if w.strip()]
     if extra:
-        vocab = OBJECT_NOUNS | {f for w in extra for f in _forms(w)}
+        nouns = OBJECT_NOUNS | {f for w in extra for f in _forms(w)}
+    shared = frozenset(f for w in shared_nouns if w.strip() for f in _forms(w.strip().lower()))
+    vocab = _Vocab(nouns, shared, use_lexicon)
     tokens = _tokens(norm, placeholders, masked)
     checker = _Checker(norm, tokens, vocab, _alt_text_forms(alt_texts))
     findings.extend(checker.run())
@@ -502,8 +584,8 @@ def check_caption(
                                 "relation.", "error"))
     elif n_words > max_words:
         findings.append(Finding("too_long", None, None, None,
-                                f"{n_words} words; keep it under {max_words} (concise, reusable).",
-                                "warning"))
+                                f"{n_words} words; keep it to {max_words} at most (concise, reusable).",
+                                "error"))
     findings.sort(key=lambda f: (f.start if f.start is not None else -1))
     return CaptionCheck(norm, findings)
 
