@@ -135,6 +135,22 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser session of the web app. Only the sha256 of its random token is kept,
+    so a copy of the database signs nobody in; `revoked_at` ends it server-side (logout, a
+    disabled account), whatever the browser still holds."""
+
+    __tablename__ = "web_session"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: Optional[datetime] = None
+
+
 class FilterLabel(SQLModel, table=True):
     """Append-only label events. A change of mind is a new event that supersedes the old one;
     `CurrentLabel` points at the event in force for each (image, user)."""

@@ -14,11 +14,15 @@ from typing import Callable, MutableMapping
 
 from sqlalchemy.engine import Engine
 
-from relcurate import accounts
+from relcurate import accounts, web_sessions
 from relcurate.db.models import Role, User
 
 SESSION_KEY = "rc_auth"
 NOTICE_KEY = "rc_auth_notice"  # one-shot message for the login page ("session expired", ...)
+COOKIE_NAME = "relcurate_session"  # holds the web-session token (web_sessions.py), never a URL
+COOKIE_SET_KEY = "rc_cookie_set"  # token to hand to the browser on the next render
+COOKIE_CLEAR_KEY = "rc_cookie_clear"  # the browser's cookie must go (logout, expiry)
+TOUCH_EVERY_S = 60.0  # write the server-side activity time at most this often
 IDLE_ENV = "RELCURATE_SESSION_IDLE_HOURS"
 DEFAULT_IDLE_HOURS = 12.0
 
@@ -126,15 +130,30 @@ def attempt_login(engine: Engine, throttle: LoginThrottle, username: str, passwo
     return LoginResult(SessionUser(id=user.id, username=user.username, role=str(user.role)))
 
 
-def start_session(state: MutableMapping, user: SessionUser, now: float | None = None) -> None:
+def start_session(state: MutableMapping, user: SessionUser, now: float | None = None, *,
+                  engine: Engine | None = None, token: str | None = None) -> None:
+    """Sign `user` in for this browser session. With `engine` (the app), a server-side web
+    session is created too and its token queued for the browser's cookie, so a reload or a new
+    tab stays signed in; `token` resumes an existing one (no new cookie needed)."""
     now = time.time() if now is None else now
+    if token is None and engine is not None:
+        token = web_sessions.create_session(engine, user.id)
+        state[COOKIE_SET_KEY] = token
     state[SESSION_KEY] = {"user_id": user.id, "username": user.username, "role": user.role,
-                          "login_at": now, "last_seen": now}
+                          "login_at": now, "last_seen": now, "token": token, "touched": now}
     state.pop(NOTICE_KEY, None)
+    state.pop(COOKIE_CLEAR_KEY, None)
 
 
-def end_session(state: MutableMapping, notice: str | None = None) -> None:
-    state.pop(SESSION_KEY, None)
+def end_session(state: MutableMapping, notice: str | None = None, *, engine: Engine | None = None) -> None:
+    """Sign out; with `engine`, the server-side session is revoked too (every tab, every copy of
+    the cookie), and the browser is told to drop its cookie."""
+    entry = state.pop(SESSION_KEY, None) or {}
+    if engine is not None and entry.get("token"):
+        web_sessions.revoke_session(engine, entry["token"])
+    if entry.get("token"):
+        state[COOKIE_CLEAR_KEY] = True
+    state.pop(COOKIE_SET_KEY, None)
     if notice:
         state[NOTICE_KEY] = notice
 
@@ -143,11 +162,28 @@ def pop_notice(state: MutableMapping) -> str | None:
     return state.pop(NOTICE_KEY, None)
 
 
+def restore_session(state: MutableMapping, engine: Engine, token: str | None,
+                    idle_s: float | None = None) -> SessionUser | None:
+    """Resume a signed-in session from the browser's cookie token (after a reload or in a new
+    tab); None when there is none or it is revoked, expired, idle or its user is disabled."""
+    if not isinstance(token, str) or not token:
+        return None
+    idle_s = idle_timeout_s() if idle_s is None else idle_s
+    found = web_sessions.resolve_session(engine, token, idle_s=idle_s)
+    if found is None:
+        state[COOKIE_CLEAR_KEY] = True
+        return None
+    user = SessionUser(id=found.user_id, username=found.username, role=found.role)
+    start_session(state, user, token=token)
+    return user
+
+
 def current_user(state: MutableMapping, engine: Engine, idle_s: float | None = None,
                  now: float | None = None) -> SessionUser | None:
     """The signed-in user, or None after ending an idle, disabled or deleted session.
 
-    Each call counts as activity: it moves the idle deadline forward.
+    Each call counts as activity: it moves the idle deadline forward (in the store too, at most
+    once a minute, so a reload after activity in another tab is not taken for idleness).
     """
     entry = state.get(SESSION_KEY)
     if not entry:
@@ -155,14 +191,35 @@ def current_user(state: MutableMapping, engine: Engine, idle_s: float | None = N
     now = time.time() if now is None else now
     idle_s = idle_timeout_s() if idle_s is None else idle_s
     if now - float(entry.get("last_seen", 0.0)) > idle_s:
-        end_session(state, "Your session expired. Please sign in again.")
+        end_session(state, "Your session expired. Please sign in again.", engine=engine)
         return None
     user = accounts.get_user(engine, int(entry["user_id"]))
     if user is None or not user.active:
-        end_session(state, "Your account is not active any more.")
+        end_session(state, "Your account is not active any more.", engine=engine)
         return None
-    state[SESSION_KEY] = {**entry, "role": str(user.role), "username": user.username, "last_seen": now}
+    if entry.get("token") and not web_sessions.session_alive(engine, entry["token"]):
+        end_session(state, "You were signed out. Please sign in again.")
+        return None
+    touched = float(entry.get("touched", now))
+    if entry.get("token") and now - touched >= TOUCH_EVERY_S:
+        web_sessions.touch_session(engine, entry["token"])
+        touched = now
+    state[SESSION_KEY] = {**entry, "role": str(user.role), "username": user.username, "last_seen": now,
+                          "touched": touched}
     return SessionUser(id=user.id, username=user.username, role=str(user.role))
+
+
+def cookie_script(state: MutableMapping, *, secure: bool = False) -> str | None:
+    """The one-off script that hands the browser its session cookie or removes it, or None when
+    nothing changed. The token is URL-safe base64, so it needs no quoting."""
+    token = state.pop(COOKIE_SET_KEY, None)
+    attrs = "Path=/; SameSite=Strict" + ("; Secure" if secure else "")
+    if token:
+        return (f"<script>document.cookie = '{COOKIE_NAME}={token}; Max-Age="
+                f"{int(web_sessions.max_age_s())}; {attrs}';</script>")
+    if state.pop(COOKIE_CLEAR_KEY, None):
+        return f"<script>document.cookie = '{COOKIE_NAME}=; Max-Age=0; {attrs}';</script>"
+    return None
 
 
 def admin_change_problem(users: list[User], target: str, *, role: str | None = None,

@@ -26,5 +26,5 @@ def render(ws: Workspace, throttle: LoginThrottle) -> None:
     if result.user is None:
         st.error(result.error or auth.GENERIC_FAILURE)
         return
-    auth.start_session(st.session_state, result.user)
+    auth.start_session(st.session_state, result.user, engine=ws.engine)
     st.rerun()

@@ -97,7 +97,7 @@ def login(page, url: str, username: str, password: str) -> None:
 
 
 def open_page(page, title: str) -> None:
-    """Follow the sidebar link (a new URL would start a new, signed-out session)."""
+    """Follow the sidebar link (as a person would; a typed URL works too since sessions survive reloads)."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.wait_for_function("t => document.title.includes(t) || true", arg=title)
     wait_idle(page)
