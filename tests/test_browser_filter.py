@@ -91,8 +91,10 @@ def test_label_ten_with_keyboard_then_undo(served, tab):
 
     pressed = ["y" if i % 3 == 0 else "n" for i in range(10)]
     seen = [image_src(page)]
+    assert page.evaluate("typeof window.__rcFilterKeys") == "object"  # the key handler is installed
     for key in pressed:
-        page.locator("body").press(key)  # Streamlit's shortcut listener is on the document
+        page.wait_for_timeout(260)  # a person looks first: presses within the dwell are refused
+        page.locator("body").press(key)  # the key handler listens on the document
         seen.append(wait_image_change(page, seen[-1]))
     assert len(set(seen)) == 11  # ten decisions, eleven different pictures
     _shot(page, "filter-after-ten")
@@ -116,3 +118,27 @@ def test_label_ten_with_keyboard_then_undo(served, tab):
     assert [c.answer for c in current] == [e.answer for e in decisions[:9]]
     # The undone image is this annotator's task again.
     assert leases.next_task(ws.engine, ann).image_id == decisions[-1].image_id
+
+
+def test_a_burst_of_key_presses_decides_exactly_one_image(served, tab):
+    """Five presses of N 30 ms apart: the first decides the image on screen (shown long enough),
+    the next image is protected by the dwell, so the other four are refused on screen."""
+    url, ws = served
+    page = tab
+    login(page, url, "ann", PASSWORD)
+    open_page(page, "Filter labeling")
+    page.wait_for_selector(".st-key-filter_image img")
+    with read_scope(ws.engine) as s:
+        before = len(s.exec(select(FilterLabel)).all())
+    first = image_src(page)
+    page.wait_for_timeout(400)
+    for _ in range(5):
+        page.keyboard.press("n")
+        page.wait_for_timeout(30)
+    wait_image_change(page, first)
+    page.wait_for_timeout(600)  # anything still in flight lands
+    wait_idle(page)
+    with read_scope(ws.engine) as s:
+        after = len(s.exec(select(FilterLabel)).all())
+    assert after - before == 1
+    assert page.evaluate("window.__rcFilterKeys.refused") >= 4

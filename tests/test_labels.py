@@ -152,3 +152,31 @@ def test_labels_per_hour(store):
     assert sum(r["labels"] for r in rows if r["username"] == "ann") == 3
     assert sum(r["labels"] for r in rows if r["username"] == "bob") == 1  # the undo is not a decision
     assert all(r["hour"].minute == 0 for r in rows)
+
+
+def test_a_decision_naming_another_image_than_its_lease_is_refused(store):
+    """A stray or forged decision: the request id of the shown task, but another image (or another
+    annotator). The store refuses it and records nothing."""
+    eng, images, users = store
+    t = leases.next_task(eng, users["ann"])
+    other = next(i for i in images if i != t.image_id)
+    with pytest.raises(labels.LabelError, match="another image"):
+        labels.record_label(eng, image_id=other, user_id=users["ann"], answer="yes", request_id=t.request_id)
+    with pytest.raises(labels.LabelError, match="another image"):
+        labels.record_label(eng, image_id=t.image_id, user_id=users["bob"], answer="yes", request_id=t.request_id)
+    assert _events(eng) == []
+    ok = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="yes", request_id=t.request_id)
+    assert not ok.duplicate and len(_events(eng)) == 1
+
+
+def test_the_key_script_survives_streamlits_sanitiser():
+    """st.html drops a <script> whose text contains '<' before a letter or '/' (DOMPurify's
+    SAFE_FOR_XML), silently: the key handler must hold none, and carry its config slot."""
+    import re
+
+    from relcurate.labeling_ui import pages_filter
+
+    script = pages_filter.keys_script(200)
+    body = script.removeprefix("<script>").removesuffix("</script>")
+    assert not re.search(r"<[/\w]", body)
+    assert '"dwell_ms": 200' in body and '"y": "filter_yes"' in body

@@ -2,12 +2,20 @@
 
 Decisions run in `on_click` callbacks, which Streamlit executes before the script body, so the
 same rerun already asks the queue for (and shows) the next image. Each button carries the shown
-task's request id, bound when the page was drawn: a double click or a repeated key press on one
-shown image repeats that id, and the store applies it once (see curation/labels.py).
+task's request id, bound when the page was drawn: a double click on one shown image repeats that
+id, and the store applies it once and refuses an id that names another image (labeling/labels.py).
+
+Keys are handled by static/filter_keys.js, not Streamlit shortcuts: a key decides only an image
+that has been painted for the minimum dwell (workspace setting, default 200 ms), once per image;
+held-key repeats and presses during the switch to the next image are refused on screen, so a
+burst of presses cannot label images nobody saw.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import streamlit as st
@@ -27,6 +35,25 @@ K_FLASH = "filter_flash"
 SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
 UNDO_KEY = "U"
 SYNC_EVERY_S = 30
+DWELL_ENV = "RELCURATE_MIN_DWELL_MS"
+DEFAULT_DWELL_MS = 200
+_KEYS_JS = Path(__file__).parent / "static" / "filter_keys.js"
+
+
+def min_dwell_ms() -> int:
+    """How long an image must be on screen before a key counts (env RELCURATE_MIN_DWELL_MS)."""
+    try:
+        return max(0, int(os.environ.get(DWELL_ENV, "") or DEFAULT_DWELL_MS))
+    except ValueError:
+        return DEFAULT_DWELL_MS
+
+
+@lru_cache(maxsize=8)
+def keys_script(dwell_ms: int) -> str:
+    cfg = {"dwell_ms": dwell_ms, "undo": "filter_undo",
+           "keys": {key.lower(): f"filter_{answer}" for answer, key in SHORTCUTS.items()}}
+    body = _KEYS_JS.read_text(encoding="utf-8").replace("/*CFG*/{}/*CFG*/", json.dumps(cfg))
+    return f"<script>{body}</script>"
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -123,14 +150,16 @@ def render(ctx: PageContext) -> None:
         st.markdown(f"#### {FILTER_QUESTION}")
         row = st.columns(3)
         for col, (answer, key) in zip(row, SHORTCUTS.items()):
-            col.button(answer.capitalize(), key=f"filter_{answer}", shortcut=key, width="stretch",
+            col.button(f"{answer.capitalize()} ({key})", key=f"filter_{answer}", width="stretch",
                        type="primary" if answer != "skip" else "secondary",
                        on_click=_decide, args=(ctx, task, answer), disabled=task is None)
-        st.button("Undo", key="filter_undo", shortcut=UNDO_KEY, icon=":material/undo:",
+        st.button(f"Undo ({UNDO_KEY})", key="filter_undo", icon=":material/undo:",
                   on_click=_undo, args=(ctx, stack[-1] if stack else -1), disabled=not stack,
                   help="Take back your last decision in this session")
+        st.caption("Press **?** for the keys.")
         _progress(ctx)
         _guidelines(ctx)
+    st.html(keys_script(min_dwell_ms()), unsafe_allow_javascript=True)
 
 
 def _image(ctx: PageContext, task: leases.Task | None) -> None:

@@ -102,6 +102,10 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
                 raise LabelError(f"request id {request_id!r} was used for another decision")
             return LabelResult(seen.id, seen.image_id, user_id, seen.answer, duplicate=True,
                                supersedes_id=seen.supersedes_id)
+        owner = leases.lease_of_request(s, request_id)
+        if owner is not None and owner != (image_id, user_id):
+            raise LabelError("this decision names another image than the one that was shown; "
+                             "nothing was recorded")
         at = now or utcnow()
         leases.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
         current = _lock_current(s, image_id, user_id)

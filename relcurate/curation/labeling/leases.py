@@ -508,6 +508,17 @@ def release_task(engine: Engine, user_id: int, assignment_id: int) -> bool:
 
 # -- hooks used by labels.py inside its transaction ------------------------------------------
 
+def lease_of_request(s: Session, request_id: str) -> tuple[int, int] | None:
+    """(image id, user id) of the lease a `Task.request_id` names, or None when the id is not
+    a lease's (labels from other sources) or its lease is gone. Lets the store refuse a
+    decision that names one shown task but another image."""
+    parts = request_id.split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    row = s.connection().execute(select(_A.c.image_id, _A.c.user_id).where(_A.c.id == int(parts[1]))).first()
+    return (row.image_id, row.user_id) if row is not None else None
+
+
 def lock_task_row(s: Session, kind: str, image_id: int) -> None:
     """Take the image's queue row lock first (PostgreSQL), keeping the global lock order."""
     _lock_task_row(s, kind, image_id)
