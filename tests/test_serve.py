@@ -38,7 +38,8 @@ def ws(tmp_path):
 
 
 @pytest.mark.parametrize("sig,base_path", [(signal.SIGTERM, ""), (signal.SIGINT, ""),
-                                           (signal.SIGHUP, "/team/relcurate/")])
+                                           (signal.SIGHUP, "/team/relcurate/")],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP-base-path"])
 def test_signal_to_serve_stops_everything_it_started(ws, tmp_path, sig, base_path):
     port, log = free_port(), tmp_path / "serve.log"
     args = ["serve", "-w", str(ws.root), "--port", str(port)] + (["--base-path", base_path] if base_path else [])
@@ -107,17 +108,24 @@ def _wait_children(proc: subprocess.Popen, n: int, timeout_s: float = 30) -> Non
     while len(session_pids(proc.pid)) < n + 1:
         assert proc.poll() is None and time.monotonic() < deadline, "children did not start"
         time.sleep(0.1)
-    time.sleep(0.5)  # let them install their signal dispositions
 
 
-STUBBORN = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); time.sleep(300)")
+def _stubborn(ready: Path) -> str:
+    """Ignores SIGTERM, starts a grandchild in its group, then says it is ready."""
+    return ("import pathlib, signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+            f"pathlib.Path({str(ready)!r}).touch(); time.sleep(300)")
 
 
 def test_child_ignoring_sigterm_is_killed_with_its_group(tmp_path):
-    proc, log = _supervise(tmp_path, [STUBBORN, "import time; time.sleep(300)"], grace_s=1.0)
+    ready = tmp_path / "stubborn.ready"
+    proc, log = _supervise(tmp_path, [_stubborn(ready), "import time; time.sleep(300)"], grace_s=1.0)
     try:
         _wait_children(proc, 3)  # the stubborn child, its own child, the well-behaved one
+        deadline = time.monotonic() + 30
+        while not ready.exists():  # SIGTERM must come after SIG_IGN, or the test proves nothing
+            assert time.monotonic() < deadline, "stubborn child never got ready"
+            time.sleep(0.1)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=STOP_BOUND_S) == 128 + signal.SIGTERM
         assert wait_gone(proc.pid, timeout_s=1) == []
@@ -149,3 +157,15 @@ def test_first_child_to_exit_ends_the_tree_with_its_status():
     assert time.monotonic() - t0 < STOP_BOUND_S
     assert all(p.poll() is not None for _, p in sup.procs)
     assert any("failing exited with status 3; stopping sleeper" in m for m in messages)
+
+
+def test_worker_child_is_one_spec_away():
+    """`serve` adds the worker as soon as a `worker` command is registered (another branch)."""
+    from relcurate.cli.main import _has_command
+    from relcurate.labeling_ui.server import ServeSettings, worker_child
+
+    assert _has_command("serve") and not _has_command("no-such-command")
+    spec = worker_child(ServeSettings(root=Path("/srv/ws"), db_url="postgresql://u@h/db"))
+    assert spec.argv[1:] == ["-m", "relcurate.cli.main", "worker", "-w", "/srv/ws"]
+    assert spec.env["RELCURATE_WORKSPACE"] == "/srv/ws" and spec.env["RELCURATE_DB_URL"] == "postgresql://u@h/db"
+    assert all("postgresql" not in a for a in spec.argv)  # the URL (maybe with a password) stays out of `ps`
