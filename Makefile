@@ -2,6 +2,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test venv clean-demo bench
 
@@ -14,8 +15,11 @@ $(STAMP): requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
+# `exec`: the shell becomes the server, so make's only child is `relcurate demo` itself. GNU make
+# forwards SIGTERM to it; SIGINT/SIGHUP reach it from the terminal (same process group), but one
+# sent to make's pid alone is not forwarded (make waits) -- process managers run `relcurate serve`.
 demo: $(STAMP)
-	$(PY) -m relcurate.cli.main demo --workspace demo-workspace
+	exec $(PY) -m relcurate.cli.main demo --workspace demo-workspace $(DEMO_ARGS)
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
 test: $(STAMP)

@@ -150,7 +150,7 @@ def quarantine(
 def demo(
     workspace: WorkspaceOpt = Path("demo-workspace"),
     images: Annotated[int, typer.Option(help="How many synthetic images to generate.")] = 300,
-    port: Annotated[int, typer.Option(help="Port for the web app on 127.0.0.1.")] = 8501,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port for the web app on 127.0.0.1.")] = 8501,
     serve: Annotated[bool, typer.Option(help="Start the web app after building the workspace.")] = True,
 ) -> None:
     """Build (or reuse) a demo workspace of synthetic relational images and start the app."""
@@ -162,33 +162,50 @@ def demo(
     for line in result.messages:
         console.print(escape(line))
     if serve:
-        _serve(result.root, port)
+        _serve(result.root, port=port)
 
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on; a busy port is an error.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to listen on (keep 127.0.0.1 behind a reverse proxy on this host).")] = "127.0.0.1",
+    base_path: Annotated[str, typer.Option(help="URL prefix when a reverse proxy serves the app at a sub-path, e.g. team/relcurate.")] = "",
+    worker: Annotated[bool, typer.Option(help="Also start the background job worker (`relcurate worker`).")] = True,
+    grace: Annotated[float, typer.Option(min=0.0, help="Seconds children get to stop after SIGTERM/SIGINT/SIGHUP before they are killed.")] = 5.0,
     workspace: WorkspaceOpt = Path("."),
+    db: DbOpt = None,
 ) -> None:
-    """Start the web app (Streamlit) for this workspace on 127.0.0.1."""
-    ws = open_workspace(workspace, None)
-    _serve(ws.root, port)
+    """Start the web app (Streamlit) for this workspace and supervise it: SIGTERM, SIGINT or SIGHUP
+    stops every process it started, then it exits with 128+signal."""
+    ws = open_workspace(workspace, db)
+    _serve(ws.root, port=port, address=address, base_path=base_path, worker=worker, grace=grace, db=db)
 
 
-def _serve(root: Path, port: int) -> None:
-    import os
-    import subprocess
-    import sys
+def _serve(root: Path, *, port: int, address: str = "127.0.0.1", base_path: str = "", worker: bool = True,
+           grace: float = 5.0, db: str | None = None) -> None:
+    from relcurate.labeling_ui import server
 
-    app_path = Path(__file__).resolve().parents[1] / "labeling_ui" / "app.py"
-    env = dict(os.environ, RELCURATE_WORKSPACE=str(root))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
-           # A full GC after every rerun doubled key-press-to-next-image latency (bench/label_latency.py).
-           "--runner.postScriptGC", "false"]
-    console.print(f"serving on http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    try:
+        settings = server.ServeSettings(root=root, port=port, address=address,
+                                        base_path=server.normalise_base_path(base_path), db_url=db)
+        server.check_port_free(settings.address, settings.port)  # before any message that it serves
+        extra = []
+        if worker:
+            if _has_command("worker"):
+                extra.append(server.worker_child(settings))
+            else:
+                err.print("note: this version has no `relcurate worker` command; serving the web app only")
+        console.print(f"serving on {escape(settings.url)}  (health: {escape(settings.health_url)}; Ctrl-C to stop)")
+        status = server.serve(settings, extra, grace_s=grace, log=lambda msg: err.print(escape(msg)))
+    except server.ServeError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    raise typer.Exit(status)
+
+
+def _has_command(name: str) -> bool:
+    group = typer.main.get_command(app)
+    return name in getattr(group, "commands", {})
 
 
 def _print_report(report) -> None:
