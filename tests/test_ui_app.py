@@ -254,3 +254,20 @@ def test_logout_button(app):
     app.sidebar.button(key="logout").click().run()
     assert titles(app) == ["relcurate"]
     assert auth.SESSION_KEY not in app.session_state
+
+
+def test_annotators_see_no_server_paths_and_only_their_own_figures(app, ui_ws):
+    from relcurate.curation.catalog.redact import redact_location, redact_paths_in
+
+    assert redact_location("/srv/in/captions.jsonl:12") == "captions.jsonl:12"
+    assert redact_location("file:///srv/x/p.png") == "p.png"
+    assert redact_location("https://example.org/a.png") == "https://example.org/a.png"
+    assert redact_paths_in("cannot read /srv/in/a.png: truncated") == "cannot read a.png: truncated"
+    login(app, "ann")
+    assert not any("workspace:" in str(c.value) for c in app.sidebar.caption)
+    text = everything_text(app)
+    assert str(ui_ws.root) not in text
+    goto(app, "quarantine")
+    assert not app.exception
+    shown = " ".join(str(v) for df in app.dataframe for v in df.value.to_numpy().ravel())
+    assert shown and str(ui_ws.root.parent) not in shown  # the bad file is listed by its name only

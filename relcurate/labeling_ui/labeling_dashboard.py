@@ -58,9 +58,15 @@ def _kappa_heatmap(table: pd.DataFrame) -> alt.Chart:
     return (cells + text).properties(height=max(160, 36 * table["annotator"].nunique()))
 
 
+def own_figures_only(ctx: PageContext) -> bool:
+    """Annotators see their own figures; reviewers, curators and admins see everyone's."""
+    return not (ctx.can("review") or ctx.can("adjudicate"))
+
+
 def render_labeling_section(ctx: PageContext) -> None:
     data = labeling_data(str(ctx.ws.root), ctx.ws.db_url)
     sizes, report = data["sizes"], data["report"]
+    mine_only = own_figures_only(ctx)
 
     st.subheader("Filter labeling")
     c = st.columns(4)
@@ -75,6 +81,8 @@ def render_labeling_section(ctx: PageContext) -> None:
     with left:
         st.markdown(f"**Labels per hour** (last {HOURS} h)")
         per_hour = pd.DataFrame(data["per_hour"], columns=["hour", "username", "labels"])
+        if mine_only:
+            per_hour = per_hour[per_hour["username"] == ctx.user.username]
         if per_hour.empty:
             st.caption("No decisions in this period.")
         else:
@@ -85,6 +93,8 @@ def render_labeling_section(ctx: PageContext) -> None:
                      x_label="", y_label="count")  # with horizontal=True, x_label names the category axis
 
     table = per_annotator_table(report)
+    if mine_only:
+        table = table[table["annotator"] == ctx.user.username]
     left, right = st.columns(2)
     with left:
         st.markdown("**Positive rate and gold accuracy per annotator**")
@@ -98,6 +108,8 @@ def render_labeling_section(ctx: PageContext) -> None:
     with right:
         st.markdown("**Cohen's κ per annotator pair**")
         kappas = kappa_table(report).dropna(subset=["kappa"])
+        if mine_only:
+            kappas = kappas[kappas["annotator"] == ctx.user.username]
         if kappas.empty:
             st.caption("Needs images labelled by two annotators (set an overlap fraction).")
         else:

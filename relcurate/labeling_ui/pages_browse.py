@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from relcurate.curation.catalog.redact import redact_location
 from relcurate.curation.catalog.browse import ImageCard, get_image, image_sources, list_images
 from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, display_bytes, thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
@@ -70,6 +71,8 @@ def _detail(ctx: PageContext, image_id: int) -> None:
             st.dataframe(pd.DataFrame(list(facts.items()), columns=["field", "value"]).astype(str),
                          hide_index=True)
             sources = image_sources(ctx.ws, card.id) or [card.source_uri]
+            if not ctx.can("curate"):  # file names, not the server's folders
+                sources = [redact_location(x) for x in sources]
             st.markdown(f"**Sources** ({len(sources)})")
             st.dataframe(pd.DataFrame({"source": sources}), hide_index=True)
 

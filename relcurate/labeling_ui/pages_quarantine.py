@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from relcurate.curation.catalog.redact import redact_location, redact_paths_in
 from relcurate.curation.ingest.store_writes import quarantine_report
 from relcurate.labeling_ui.registry import PageContext
 
@@ -15,6 +16,9 @@ def render(ctx: PageContext) -> None:
         st.success("Nothing is quarantined.")
         return
     table = pd.DataFrame(rows, columns=["where", "reason", "detail"])
+    if not ctx.can("curate"):  # annotators and reviewers see file names, not the server's folders
+        table["where"] = table["where"].map(redact_location)
+        table["detail"] = table["detail"].map(redact_paths_in)
     reasons = sorted(table["reason"].unique())
     chosen = st.multiselect("Reason", reasons, key="quarantine_reasons", placeholder="all reasons")
     if chosen:
