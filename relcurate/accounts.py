@@ -1,6 +1,8 @@
 """Users, passwords (argon2) and what each role may do."""
 from __future__ import annotations
 
+import re
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
@@ -38,10 +40,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(engine: Engine, username: str, password: str, role: str = Role.annotator) -> User:
-    username = username.strip()
-    if not username:
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def validate_username(username: str) -> str:
+    """The stripped name, or AccountError: 1-64 characters, letters, digits and . _ @ - (no
+    spaces, markup, control characters or look-alike Unicode), starting with a letter or digit."""
+    name = username.strip()
+    if not name:
         raise AccountError("username must not be empty")
+    if not USERNAME.fullmatch(name):
+        raise AccountError("a username has 1-64 characters: letters, digits and . _ @ - "
+                           "(starting with a letter or digit)")
+    return name
+
+
+def create_user(engine: Engine, username: str, password: str, role: str = Role.annotator) -> User:
+    username = validate_username(username)
     if len(password) < 8:
         raise AccountError("password must have at least 8 characters")
     role = Role(role)

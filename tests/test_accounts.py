@@ -48,3 +48,14 @@ def test_permissions(role, action, allowed):
 def test_unknown_action_is_an_error():
     with pytest.raises(KeyError):
         can("admin", "launch_rockets")
+
+
+def test_usernames_are_validated(sqlite_workspace):
+    import pytest
+
+    from relcurate.accounts import AccountError, create_user
+
+    for bad in ("<b>x</b>", "a b", "tab\\there", "ctl\x07", "zero\u200bwidth", "ünïcode", "-dash", "x" * 65, "  "):
+        with pytest.raises(AccountError):
+            create_user(sqlite_workspace.engine, bad, "long-enough-pw")
+    assert create_user(sqlite_workspace.engine, " ann.o-1@lab ", "long-enough-pw").username == "ann.o-1@lab"
