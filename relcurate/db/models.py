@@ -98,6 +98,9 @@ class ImageSource(SQLModel, table=True):
     alt_text: Optional[str] = None
     ref_hash: Optional[str] = Field(default=None, max_length=64, index=True)  # reference image_hash
     added_at: datetime = Field(default_factory=utcnow)
+    # Where this reference came from beyond its URI, e.g. for a filtered pool (curation/ingest/keep_list.py):
+    # {"pool", "shard", "key", "model_version", "score", "threshold"}. None for plain ingests.
+    provenance: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class NearDuplicate(SQLModel, table=True):
