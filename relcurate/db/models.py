@@ -100,7 +100,7 @@ class ImageSource(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow)
     # Where this reference came from beyond its URI, e.g. for a filtered pool (curation/ingest/keep_list.py):
     # {"pool", "shard", "key", "model_version", "score", "threshold"}. None for plain ingests.
-    provenance: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    provenance: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class NearDuplicate(SQLModel, table=True):
