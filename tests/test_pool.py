@@ -124,6 +124,12 @@ def test_two_ranks_split_the_shards_and_together_cover_them(tmp_path):
     assert _scores(tmp_path / "out") == _scores(tmp_path / "one")
 
 
+def _assert_same(got: dict, want: dict) -> None:
+    """Same keys; scores equal up to float32 rounding (thread counts differ between processes)."""
+    assert sorted(got) == sorted(want)
+    np.testing.assert_allclose([got[k] for k in sorted(want)], [want[k] for k in sorted(want)], rtol=0, atol=1e-6)
+
+
 def _cli_env():
     return dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                 OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
@@ -138,28 +144,34 @@ def _workspace_with_tiny_filter(tmp_path, tiny_path):
     return ws
 
 
-@pytest.mark.slow
-def test_cli_kill9_then_resume_equals_uninterrupted_and_accelerate_two_processes(tiny_qwen_bpe, tmp_path):
+@pytest.fixture(scope="module")
+def cli_pool(tiny_qwen_bpe, tmp_path_factory):
+    """A workspace with the tiny filter, 6 small shards, and the uninterrupted in-process CLI run."""
     from typer.testing import CliRunner
 
     from relcurate.cli.main import app
 
+    tmp_path = tmp_path_factory.mktemp("cli-pool")
     ws = _workspace_with_tiny_filter(tmp_path, tiny_qwen_bpe)
-    write_pool(tmp_path / "pool", n_tar=7, n_parquet=1, per_shard=4)
+    write_pool(tmp_path / "pool", n_tar=5, n_parquet=1, per_shard=2)
     glob_arg = str(tmp_path / "pool" / "*")
     common = ["--model", "tinyfilter", "-w", str(ws.root), "--batch-size", "2", "--workers", "1"]
-    # Uninterrupted reference, in-process.
     res = CliRunner().invoke(app, ["pool", "score", glob_arg, "--out", str(tmp_path / "ref"), *common])
     assert res.exit_code == 0, res.output
-    assert "shards scored" in res.output and "8 of 8" in res.output
+    assert "shards scored" in res.output and "6 of 6" in res.output
     reference = _scores(tmp_path / "ref")
-    assert len(reference) == 32
+    assert len(reference) == 12
+    return tmp_path, glob_arg, common, reference
 
+
+@pytest.mark.slow
+def test_cli_kill9_mid_run_then_resume_equals_uninterrupted(cli_pool):
+    tmp_path, glob_arg, common, reference = cli_pool
     # kill -9 as soon as the first shard is on disk, then resume with the same command.
     cmd = [sys.executable, "-m", "relcurate.cli.main", "pool", "score", glob_arg, "--out", str(tmp_path / "run"), *common]
     proc = subprocess.Popen(cmd, env=_cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 200
     while time.monotonic() < deadline and not list((tmp_path / "run" / "shards").glob("*.parquet")):
         if proc.poll() is not None:
             break
@@ -167,22 +179,26 @@ def test_cli_kill9_then_resume_equals_uninterrupted_and_accelerate_two_processes
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_at_kill = len(list((tmp_path / "run" / "shards").glob("*.parquet")))
-    assert 1 <= done_at_kill < 8, "the run was not interrupted mid-way"
-    resumed = subprocess.run(cmd, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    assert 1 <= done_at_kill < 6, "the run was not interrupted mid-way"
+    resumed = subprocess.run(cmd, env=_cli_env(), capture_output=True, text=True, timeout=250)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done_at_kill} shards already done" in resumed.stdout
-    assert _scores(tmp_path / "run") == reference
-    assert not list((tmp_path / "run" / "shards").glob(".*tmp*")) or True  # a killed temp file is harmless
+    _assert_same(_scores(tmp_path / "run"), reference)
 
-    # The same command under accelerate launch with 2 CPU processes: shards split, same scores.
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+
+@pytest.mark.slow
+def test_same_command_under_accelerate_launch_with_two_processes(cli_pool):
+    tmp_path, glob_arg, common, reference = cli_pool
+    # On one machine accelerate 1.15's `--cpu` flag starts a single process (multi-CPU needs an
+    # mpirun hostfile); `--multi_gpu` starts 2 through torchrun, and without CUDA they form a gloo
+    # group (curation/pool/scoring.process_state). Shards split, same scores, one summary.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "-m", "relcurate.cli.main", "pool", "score", glob_arg, "--out", str(tmp_path / "acc"), *common]
-    ran = subprocess.run(launch, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(launch, env=_cli_env(), capture_output=True, text=True, timeout=280)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert _scores(tmp_path / "acc") == reference
-    ranks = {shard_meta(p)["rank"] for p in (tmp_path / "acc" / "shards").glob("*.parquet")}
-    worlds = {shard_meta(p)["world"] for p in (tmp_path / "acc" / "shards").glob("*.parquet")}
-    assert ranks == {0, 1} and worlds == {2}
+    _assert_same(_scores(tmp_path / "acc"), reference)
+    metas = [shard_meta(p) for p in (tmp_path / "acc" / "shards").glob("*.parquet")]
+    assert sorted(m["rank"] for m in metas) == [0, 0, 0, 1, 1, 1] and {m["world"] for m in metas} == {2}
     assert ran.stdout.count("pool score summary") == 1  # only the main process summarises
 
 

@@ -72,13 +72,11 @@ def score(
     db: DbOpt = None,
 ) -> None:
     """P(Yes) for every image of the shards: one parquet per shard under OUT/shards plus a manifest."""
-    from accelerate import PartialState
-
-    from relcurate.curation.pool.scoring import score_shards, summarize
+    from relcurate.curation.pool.scoring import process_state, score_shards, summarize
     from relcurate.curation.pool.shards import discover_shards
     from relcurate.models.registry import ModelNotFound, get_model_version, load_model
 
-    state = PartialState()
+    state = process_state()
     ws = open_workspace(workspace, db)
     try:
         mv = get_model_version(ws, model)

@@ -235,6 +235,17 @@ def _write_shard(path: Path, shard: Shard, samples: list[Sample], scores: list[n
     os.replace(tmp, path)  # the shard counts as done only from here on
 
 
+def process_state():
+    """accelerate's view of this process (index, world size). On a machine without CUDA it is asked
+    for the CPU explicitly: otherwise processes started by `accelerate launch --multi_gpu` /
+    torchrun there would each believe they are alone (accelerate only forms a gloo group on CPU
+    when told `cpu=True`)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def score_shards(
     shards: Sequence[Shard],
     scorer: Any,
@@ -257,9 +268,7 @@ def score_shards(
     """
     state = None
     if rank is None or world_size is None:
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = process_state()
         rank, world_size = state.process_index, state.num_processes
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
