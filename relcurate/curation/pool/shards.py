@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from braceexpand import braceexpand
+
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")  # preference order
 BYTES_COLUMNS = ("jpg", "jpeg", "png", "webp", "image", "image_bytes")
 URL_COLUMNS = ("url", "URL", "url_link")
@@ -71,13 +73,17 @@ def shard_kind(path: str) -> str | None:
 
 
 def discover_shards(patterns: Iterable[str | os.PathLike]) -> tuple[list[Shard], list[BadItem]]:
-    """Paths, globs (`shards/*.tar`, `**`) or folders (their `.tar`/`.parquet` files), in the
+    """Paths, brace ranges (`{00000..00099}.tar`), globs (`shards/*.tar`, `**`) or folders (their `.tar`/`.parquet` files), in the
     order given, each glob sorted, duplicates dropped: every process of a run sees the same list."""
     shards: list[Shard] = []
     bad: list[BadItem] = []
     seen: set[str] = set()
+    expanded = []
     for pattern in patterns:
         pattern = os.fspath(pattern)
+        # webdataset's shard notation, e.g. laion/{00000..23199}.tar (braceexpand ships with webdataset)
+        expanded.extend(braceexpand(pattern) if "{" in pattern and ".." in pattern else [pattern])
+    for pattern in expanded:
         if glob.has_magic(pattern):
             paths = sorted(glob.glob(pattern, recursive=True))
             if not paths:
