@@ -284,3 +284,28 @@ def test_keep_list_sha_mismatch_is_set_aside(workspace, tmp_path):
     report = ingest_and_queue(workspace, keep.path, download=False, workers=1)
     assert report.added == 0 and {q.reason for q in report.quarantined} == {"sha256_mismatch"}
     assert all("a.tar#" in q.detail for q in report.quarantined)
+
+
+def test_cli_keep_and_ingest_of_the_keep_list(tmp_path):
+    from typer.testing import CliRunner
+
+    from relcurate.cli.main import app
+    from relcurate.workspace import Workspace
+
+    write_pool(tmp_path / "pool", n_tar=2, n_parquet=0, per_shard=5)
+    shards, _ = discover_shards([tmp_path / "pool"])
+    score_shards(shards, MeanGrey(), tmp_path / "out", model_version="grey:1", rank=0, world_size=1, workers=0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["pool", "keep", str(tmp_path / "out"), "--keep-rate", "0.2"])
+    assert res.exit_code == 0, res.output
+    assert "kept 2 of 10" in res.output
+    assert runner.invoke(app, ["pool", "keep", str(tmp_path / "out")]).exit_code == 2
+    assert runner.invoke(app, ["pool", "keep", str(tmp_path / "nowhere"), "--threshold", "0.5"]).exit_code == 2
+    ws = Workspace.init(tmp_path / "ws")
+    res = runner.invoke(app, ["ingest", str(tmp_path / "out" / "keep.parquet"), "-w", str(ws.root), "--json",
+                              "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["added"] == 2
+    res = runner.invoke(app, ["pool", "score", str(tmp_path / "none*.tar"), "--model", "x", "--out",
+                              str(tmp_path / "o2"), "-w", str(ws.root)])
+    assert res.exit_code == 2  # no such model (checked before the shards)
