@@ -211,7 +211,7 @@ def test_keep_threshold_and_keep_rate(tmp_path):
     res = write_keep_list(out, keep_rate=0.1)
     assert res.n_scored == 30 and res.n_kept == 3 and res.threshold == pytest.approx(all_scores[2])
     rows = pq.read_table(res.path).to_pylist()
-    assert [r["p_yes"] for r in rows] == pytest.approx(all_scores[:3])
+    assert sorted((r["p_yes"] for r in rows), reverse=True) == pytest.approx(all_scores[:3])
     assert {"key", "url", "sha256", "p_yes", "model_version", "shard", "shard_kind", "member", "pool"} <= set(rows[0])
     res = write_keep_list(out, threshold=float(all_scores[4]), dest=tmp_path / "k.parquet")
     assert res.n_kept == 5
@@ -221,6 +221,20 @@ def test_keep_threshold_and_keep_rate(tmp_path):
     with pytest.raises(ValueError, match="not scored yet"):
         write_keep_list(out, keep_rate=0.5)
     assert write_keep_list(out, keep_rate=1.0, allow_partial=True).n_kept == 20
+
+
+def test_keep_rate_ties_are_cut_deterministically(tmp_path):
+    class Flat:
+        def predict_proba(self, images):
+            return np.full(len(images), 0.5, dtype=np.float32)
+
+    write_pool(tmp_path / "pool", n_tar=2, n_parquet=0, per_shard=4)
+    shards, _ = discover_shards([tmp_path / "pool"])
+    score_shards(shards, Flat(), tmp_path / "out", model_version="flat:1", rank=0, world_size=1, workers=0)
+    res = write_keep_list(tmp_path / "out", keep_rate=0.5)
+    rows = pq.read_table(res.path).to_pylist()
+    assert res.n_kept == 4 and [Path(r["shard"]).name for r in rows] == ["00000.tar"] * 4
+    assert res.threshold == 0.5
 
 
 def test_keep_list_ingests_with_provenance_from_shards_and_urls(workspace, tmp_path, served):

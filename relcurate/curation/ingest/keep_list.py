@@ -54,6 +54,8 @@ def read_keep_list(path: str | os.PathLike, staging: Path) -> tuple[list[SourceI
         return [BadRecord(display_path(str(path)), "bad_parquet", str(exc))], {}
     by_shard: dict[tuple[str, str], dict[str, int]] = {}
     for i, row in enumerate(rows):
+        if row.get("member") is None:
+            continue  # scored from its URL (a URL-only parquet): the shard holds no bytes
         by_shard.setdefault((row.get("shard") or "", row.get("shard_kind") or ""), {})[str(row.get("key"))] = i
     found: dict[int, tuple[str, Sample]] = {}  # row index -> (staged path, sample)
     for (shard_path, kind), keys in by_shard.items():

@@ -30,8 +30,12 @@ class KeepResult:
 
 def write_keep_list(out_dir: str | Path, *, threshold: float | None = None, keep_rate: float | None = None,
                     dest: str | Path | None = None, allow_partial: bool = False) -> KeepResult:
-    """Select and write the kept rows (key, url, sha256, p_yes, model_version, shard, shard_kind,
-    member, caption, pool); ordered by score (highest first), ties by shard order then key."""
+    """Select and write the kept rows (key, url, sha256, p_yes, model_version, member, caption,
+    shard, shard_kind, pool) in shard order. Streams shard by shard, so memory stays bounded for a
+    LAION-sized pool: `keep_rate` first finds the k-th highest score keeping only the top k values
+    (k = ceil(rate x scored); 16M floats for 0.7% of LAION-2B), ties at that score are taken in
+    shard order then key order."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -51,38 +55,52 @@ def write_keep_list(out_dir: str | Path, *, threshold: float | None = None, keep
     if summary.missing and not allow_partial:
         raise ValueError(f"{len(summary.missing)} of {summary.shards_total} shards are not scored yet "
                          f"(first: {summary.missing[0]}); resume `relcurate pool score` or pass --allow-partial")
-    tables = []
-    for order, shard in enumerate(manifest_shards(manifest)):
-        path = shard_output(out, shard)
-        if not path.exists():
-            continue
-        t = pq.read_table(path).replace_schema_metadata(None)
-        n = t.num_rows
-        tables.append(t.append_column("shard", pa.array([shard.path] * n, pa.string()))
-                       .append_column("shard_kind", pa.array([shard.kind] * n, pa.string()))
-                       .append_column("_order", pa.array([order] * n, pa.int64())))
-    if not tables:
+    files = [(shard, shard_output(out, shard)) for shard in manifest_shards(manifest)]
+    files = [(shard, path) for shard, path in files if path.exists()]
+    if not files:
         raise ValueError(f"{out}: no scored shard")
-    table = pa.concat_tables(tables)
-    table = table.sort_by([("p_yes", "descending"), ("_order", "ascending"), ("key", "ascending")])
-    n = table.num_rows
+    n = summary.n_scored
+    tie_quota = None
     if keep_rate is not None:
-        n_keep = min(n, math.ceil(keep_rate * n - 1e-9))  # never rounds a non-empty share down to 0
-        kept = table.slice(0, n_keep)
-        eff = float(kept["p_yes"][n_keep - 1].as_py()) if n_keep else 1.0
+        k = min(n, math.ceil(keep_rate * n - 1e-9))  # never rounds a non-empty share down to 0
+        top = np.zeros(0, np.float32)
+        for _, path in files:
+            top = np.concatenate([top, pq.read_table(path, columns=["p_yes"])["p_yes"].to_numpy()])
+            if len(top) > 2 * k:  # keep only the k highest seen so far
+                top = np.partition(top, len(top) - k)[len(top) - k:]
+        top = np.sort(top)[::-1][:k]
+        cut = np.float32(top[-1]) if k else np.float32(np.inf)
+        tie_quota = int(k - (top > cut).sum())
     else:
-        kept = table.filter(pc.greater_equal(table["p_yes"], pa.scalar(threshold, pa.float32())))
-        eff = float(threshold)
-    kept = kept.drop_columns(["_order"]).append_column("pool", pa.array([str(out)] * kept.num_rows, pa.string()))
-    meta = {"format": KEEP_FORMAT, "pool": str(out), "model_version": manifest["model_version"],
-            "threshold": threshold, "keep_rate": keep_rate, "effective_threshold": eff,
-            "n_scored": n, "n_kept": kept.num_rows, "missing_shards": summary.missing}
-    kept = kept.replace_schema_metadata({KEEP_META_KEY: json.dumps(meta).encode()})
+        cut = np.float32(threshold)
     dest = Path(dest) if dest else out / DEFAULT_NAME
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-    pq.write_table(kept, tmp)
+    meta = {"format": KEEP_FORMAT, "pool": str(out), "model_version": manifest["model_version"],
+            "threshold": threshold, "keep_rate": keep_rate, "effective_threshold": float(cut) if np.isfinite(cut) else None,
+            "n_scored": n, "missing_shards": summary.missing}
+    writer, n_kept = None, 0
+    try:
+        for shard, path in files:
+            t = pq.read_table(path).replace_schema_metadata(None)
+            above = t.filter(pc.greater(t["p_yes"], pa.scalar(cut, pa.float32())))
+            ties = t.filter(pc.equal(t["p_yes"], pa.scalar(cut, pa.float32()))).sort_by("key")
+            if tie_quota is not None:
+                ties, tie_quota = ties.slice(0, tie_quota), tie_quota - min(tie_quota, ties.num_rows)
+            kept = pa.concat_tables([above, ties]).sort_by("key")
+            m = kept.num_rows
+            kept = (kept.append_column("shard", pa.array([shard.path] * m, pa.string()))
+                    .append_column("shard_kind", pa.array([shard.kind] * m, pa.string()))
+                    .append_column("pool", pa.array([str(out)] * m, pa.string())))
+            if writer is None:
+                schema = kept.schema.with_metadata({KEEP_META_KEY: json.dumps(meta).encode()})
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(kept.cast(writer.schema))
+            n_kept += m
+    finally:
+        if writer is not None:
+            writer.close()
     os.replace(tmp, dest)
-    return KeepResult(dest, n, kept.num_rows, eff, summary.missing)
+    return KeepResult(dest, n, n_kept, float(cut) if np.isfinite(cut) else 1.0, summary.missing)
 
 
 def read_keep_meta(path: str | Path) -> dict | None:
