@@ -70,8 +70,13 @@ def test_corrupt_shards_are_reported_by_shard_and_key_and_never_stop_the_run(tmp
     (pool / "zz.parquet").write_bytes(b"PAR1 but corrupt")
     shards, missing = discover_shards([str(pool / "*.tar"), pool / "*.parquet", tmp_path / "gone.tar"])
     assert [m.reason for m in missing] == ["missing_shard"]
-    prog = score_shards(shards, MeanGrey(), tmp_path / "out", model_version="grey:1", rank=0, world_size=1, workers=2)
+    seen = []
+    prog = score_shards(shards, MeanGrey(), tmp_path / "out", model_version="grey:1", rank=0, world_size=1, workers=2,
+                        preview_threshold=0.0, progress=lambda p: seen.append((p.shards_done, p.images, p.eta_s)))
     assert prog.shards_done == len(shards) == 7
+    assert seen[0] == (0, 0, None) and seen[-1][:2] == (7, prog.images) and seen[-1][2] == 0
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)  # live progress only moves forward
+    assert prog.keep_rate == 1.0 and prog.images_per_s > 0 and prog.bad >= 5
     summary = summarize(tmp_path / "out", extra_bad=missing, write_bad=True)
     assert summary.complete
     bad = {(Path(b["shard"]).name, b["key"], b["reason"]) for b in summary.bad}
