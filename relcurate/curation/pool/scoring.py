@@ -13,7 +13,8 @@ Engine (see ARCHITECTURE.md): processes come from `accelerate launch` (several G
 so the same command scales with no code change and no scheduler of our own. Inside a process a
 `torch.utils.data.DataLoader` (worker processes, each taking every n-th shard) decodes while the
 model scores. A shard's file is written to a temporary name and renamed when the whole shard is
-scored, so a killed run redoes at most the shards that were in flight.
+scored, so a killed run redoes at most the shards that were in flight. The split is recomputed on
+every run, so a resume may use another number of processes.
 """
 from __future__ import annotations
 
@@ -276,6 +277,9 @@ def score_shards(
     start, stop = shard_bounds(len(shards), rank, world_size)
     mine = list(shards[start:stop])
     todo = [s for s in mine if not shard_output(out, s).exists()]
+    for s in todo:  # half-written files of a killed run (this process owns these shards now)
+        for stale in (out / "shards").glob(f".{s.id}.parquet.tmp*"):
+            stale.unlink(missing_ok=True)
     prog = PoolProgress(shards_total=len(mine), shards_done=len(mine) - len(todo),
                         shards_skipped=len(mine) - len(todo), rank=rank, world=world_size)
     if progress:
