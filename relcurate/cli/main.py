@@ -17,6 +17,7 @@ from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
 from relcurate.cli import models as models_cli
+from relcurate.cli import pool as pool_cli
 from relcurate.cli import users as users_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
@@ -29,6 +30,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(groups_cli.app, name="groups")
 app.add_typer(labeling_cli.app, name="labeling")
+app.add_typer(pool_cli.app, name="pool")
 
 
 @app.command()
@@ -45,8 +47,8 @@ def init(
 
 @app.command()
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="Folders, URL lists (.txt), reference JSONL, parquet, seed_group.json.")],
-    kind: Annotated[Optional[str], typer.Option(help="folder | urls | jsonl | parquet | seed_groups (default: detect).")] = None,
+    sources: Annotated[list[Path], typer.Argument(help="Folders, URL lists (.txt), reference JSONL, parquet, seed_group.json, pool keep lists.")],
+    kind: Annotated[Optional[str], typer.Option(help="folder | urls | jsonl | parquet | seed_groups | keep_list (default: detect).")] = None,
     image_folder: Annotated[Optional[Path], typer.Option(help="For reference JSONL: folder holding <image_hash>.png.")] = None,
     download: Annotated[bool, typer.Option(help="Download pending URL images now.")] = True,
     allow_private_urls: Annotated[bool, typer.Option(help="Permit loopback/private/link-local URLs.")] = False,

@@ -94,10 +94,13 @@ class ImageSource(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     image_id: int = Field(foreign_key="image.id", index=True, ondelete="CASCADE")
     uri: str = Field(max_length=4096, unique=True)
-    kind: str = Field(max_length=16)  # folder | url | jsonl | parquet | seed_group | synthetic
+    kind: str = Field(max_length=16)  # folder | url | jsonl | parquet | seed_group | synthetic | pool
     alt_text: Optional[str] = None
     ref_hash: Optional[str] = Field(default=None, max_length=64, index=True)  # reference image_hash
     added_at: datetime = Field(default_factory=utcnow)
+    # Where this reference came from beyond its URI, e.g. for a filtered pool (curation/ingest/keep_list.py):
+    # {"pool", "shard", "key", "model_version", "score", "threshold"}. None for plain ingests.
+    provenance: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class NearDuplicate(SQLModel, table=True):

@@ -9,13 +9,14 @@ from typing import Callable
 
 from relcurate.curation.ingest import sources
 from relcurate.curation.ingest.dedup import record_near_duplicates
+from relcurate.curation.ingest.keep_list import ingest_keep_list, is_keep_list
 from relcurate.curation.ingest.store_writes import IngestReport, ingest_items
 from relcurate.curation.ingest.pending_downloads import download_pending
 from relcurate.curation.ingest.relsim_import import import_relsim_jsonl, is_relsim_training_file
 from relcurate.curation.ingest.seed_import import import_seed_groups
 from relcurate.workspace import Workspace
 
-KINDS = ("folder", "urls", "jsonl", "parquet", "seed_groups")
+KINDS = ("folder", "urls", "jsonl", "parquet", "seed_groups", "keep_list")
 
 
 def detect_kind(path: str | os.PathLike) -> str:
@@ -24,7 +25,7 @@ def detect_kind(path: str | os.PathLike) -> str:
         return "folder"
     suffix = p.suffix.lower()
     if suffix == ".parquet":
-        return "parquet"
+        return "keep_list" if is_keep_list(p) else "parquet"
     if suffix == ".jsonl":
         return "jsonl"
     if suffix == ".json":
@@ -77,6 +78,8 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
             f"seed groups: {seed.groups_added} added, {seed.groups_known} already known, "
             f"{seed.needs_split} flagged for splitting (more than 10 images)"
         )
+    elif kind == "keep_list":  # a filtered pool's kept images (relcurate pool keep)
+        report = ingest_keep_list(ws, path, workers=workers, progress=progress)
     else:
         report = ingest_items(ws, read_items(path, kind, image_folder), workers=workers, progress=progress)
     if download and report.pending_download:

@@ -1,7 +1,7 @@
 """web sessions: signed-in browser sessions that survive a reload and can be revoked
 
 Revision ID: 0009
-Revises: 0001
+Revises: 0008
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = "0009"
-down_revision = "0001"
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
