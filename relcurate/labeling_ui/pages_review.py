@@ -17,7 +17,6 @@ import streamlit as st
 from relcurate.curation.groups import captions as cap
 from relcurate.curation.groups.anonymity import CaptionCheck
 from relcurate.curation.catalog.image_bytes import thumbnail_bytes
-from relcurate.db.engine import read_scope, session_scope
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
@@ -90,12 +89,11 @@ def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[
     force = bool(st.session_state.get(f"rev_force_{key}", False))
     reason = st.session_state.get(f"rev_reason_{key}", "")
     try:
-        with session_scope(ctx.ws.engine) as s:
-            if item.caption is None:
-                out = cap.write_and_review(s, item.group.id, text, action, user_id=ctx.user.id, allow_errors=force)
-            else:
-                out = cap.review_caption(s, item.caption.id, action, user_id=ctx.user.id, text=text,
-                                         reason=reason, allow_errors=force)
+        if item.caption is None:
+            out = cap.write_and_review(ctx.ws, item.group.id, text, action, user_id=ctx.user.id, allow_errors=force)
+        else:
+            out = cap.review_caption(ctx.ws, item.caption.id, action, user_id=ctx.user.id, text=text,
+                                     reason=reason, allow_errors=force)
     except cap.CaptionError as exc:
         st.session_state[K_FLASH] = ("error", str(exc))
         return
@@ -109,8 +107,7 @@ def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[
 
 
 def _propose(ctx: PageContext, group_id: int) -> None:
-    with read_scope(ctx.ws.engine) as s:
-        spec = cap.latest_captioner(s)
+    spec = cap.latest_captioner(ctx.ws)
     try:
         model = _captioner(str(ctx.ws.root), ctx.ws, spec) if spec else None
         cap.propose_with_model(ctx.ws, group_id, model, model_version_id=spec.model_version_id if spec else None,
@@ -197,16 +194,15 @@ def _load(ws: Workspace, target: Target) -> cap.ReviewItem:
 def _queue(ctx: PageContext) -> tuple[str, list[int]]:
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     mode = c1.radio("Review", MODES, key=K_MODE, horizontal=True)
-    with read_scope(ctx.ws.engine) as s:
-        if mode == MODES[0]:
-            queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE)
-            return "group", cap.group_queue(s, queue)
-        st.session_state.setdefault(K_SAMPLE_N, 20)
-        st.session_state.setdefault(K_SEED, 0)
-        n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N)
-        seed = c3.number_input("Sample seed", min_value=0, key=K_SEED)
-        # status=None: the sample must not change as its captions get reviewed
-        return "image", cap.sample_image_captions(s, int(n), seed=int(seed), status=None)
+    if mode == MODES[0]:
+        queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE)
+        return "group", cap.group_queue(ctx.ws, queue)
+    st.session_state.setdefault(K_SAMPLE_N, 20)
+    st.session_state.setdefault(K_SEED, 0)
+    n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N)
+    seed = c3.number_input("Sample seed", min_value=0, key=K_SEED)
+    # status=None: the sample must not change as its captions get reviewed
+    return "image", cap.sample_image_captions(ctx.ws, int(n), seed=int(seed), status=None)
 
 
 def render(ctx: PageContext) -> None:
@@ -248,8 +244,7 @@ def render(ctx: PageContext) -> None:
 
 
 def _no_caption(ctx: PageContext, item: cap.ReviewItem) -> None:
-    with read_scope(ctx.ws.engine) as s:
-        spec = cap.latest_captioner(s)
+    spec = cap.latest_captioner(ctx.ws)
     if spec is None:
         st.info("No captioner model is configured: write the caption yourself.")
         return

@@ -313,6 +313,6 @@ def like_image(ws: Workspace, image_id: int, *, space: str = BUILTIN_SPACE, k: i
 
 
 def split_vectors(ws: Workspace, member_ids: Sequence[int], *, space: str = BUILTIN_SPACE) -> np.ndarray | None:
-    """Member vectors for groups.suggest_split, or None when some member has none in the space."""
+    """Member vectors for splitting.suggest_split, or None when some member has none in the space."""
     found, vecs = vectors_of(_space(ws, space), member_ids)
     return vecs if found == list(member_ids) else None
