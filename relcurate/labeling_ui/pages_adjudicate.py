@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.labeling import agreement, labels
+from relcurate.curation.labeling import agreement
 from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.catalog.image_bytes import display_bytes
 from relcurate.models.protocols import FILTER_QUESTION
