@@ -8,7 +8,6 @@ result, and a refused action comes back as a message instead of a traceback.
 """
 from __future__ import annotations
 
-import posixpath
 from typing import Callable
 
 import pandas as pd
@@ -21,6 +20,7 @@ from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import clear_flash, image_tile, label_of, set_flash, show_flash
 
 PAGE_SIZE = 15
 COLUMNS = 5
@@ -46,11 +46,14 @@ def _act(ctx: PageContext, fn: Callable, *args, done: str | None = None, select:
     try:
         out = fn(ctx.ws, *args, **kwargs)
     except (gr.GroupError, ValueError) as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     if select:
         st.session_state[K_GROUP] = out.id
-    st.session_state[K_FLASH] = ("success", done) if done else None
+    if done:
+        set_flash(K_FLASH, done)
+    else:
+        clear_flash(K_FLASH)
 
 
 def _start(ctx: PageContext, image_id: int) -> None:
@@ -66,34 +69,16 @@ def _split(ctx: PageContext, gid: int, parts: list[list[int]]) -> None:
     try:
         kids = splitting.split_group(ctx.ws, gid, parts, created_by=ctx.user.id)
     except gr.GroupError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     st.session_state[K_GROUP] = kids[0].id
-    st.session_state[K_FLASH] = ("success", f"Split #{gid} into " + ", ".join(f"#{k.id}" for k in kids) + ".")
-
-
-def _flash() -> None:
-    msg = st.session_state.pop(K_FLASH, None)
-    if msg:
-        kind, text = msg
-        (st.error if kind == "error" else st.success)(escape_md(text))
+    set_flash(K_FLASH, f"Split #{gid} into " + ", ".join(f"#{k.id}" for k in kids) + ".")
 
 
 # --- pieces ----------------------------------------------------------------------------------
 
-def label_of(card: ImageCard) -> str:
-    if card.alt_text and card.alt_text.strip():
-        return card.alt_text
-    return posixpath.basename(card.source_uri.rstrip("/")) or card.source_uri
-
-
 def _thumb(card: ImageCard) -> None:
-    data = thumbnail_bytes(card.thumb)
-    if data:
-        show_image(data)
-    else:
-        st.caption(escape_md(f"[{card.status}]"))
-    st.caption(f"#{card.id} · " + escape_md(label_of(card), max_len=70))
+    image_tile(card, label_of(card), prefix=f"#{card.id} · ", max_len=70)
 
 
 def _in_groups(refs: list[gr.GroupRef]) -> None:
@@ -374,7 +359,7 @@ def _compare(ctx: PageContext) -> None:
 
 def render(ctx: PageContext) -> None:
     st.title("Seed groups")
-    _flash()
+    show_flash(K_FLASH)
     gid = _picker(ctx)
     members, can_add = _group_panel(ctx, gid) if gid is not None else ([], False)
     _candidates(ctx, gid, members, can_add)

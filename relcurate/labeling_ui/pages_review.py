@@ -16,10 +16,9 @@ import streamlit as st
 
 from relcurate.curation.groups import captions as cap
 from relcurate.curation.groups.anonymity import CaptionCheck
-from relcurate.curation.catalog.image_bytes import thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 from relcurate.workspace import Workspace
 
 MODES = ("Group captions", "Image captions (sample)")
@@ -35,13 +34,6 @@ class Target:
 
     kind: str  # "group" | "image"
     id: int  # group id or caption id
-
-
-def _flash() -> None:
-    msg = st.session_state.pop(K_FLASH, None)
-    if msg:
-        kind, text = msg
-        (st.error if kind == "error" else st.success)(escape_md(text))
 
 
 def text_key(item: cap.ReviewItem) -> str:
@@ -95,11 +87,11 @@ def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[
             out = cap.review_caption(ctx.ws, item.caption.id, action, user_id=ctx.user.id, text=text,
                                      reason=reason, allow_errors=force)
     except cap.CaptionError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     verb = {"accept": "Accepted", "edit": "Saved", "reject": "Rejected"}[action]
     what = f"group #{target.id}" if target.kind == "group" else f"caption #{target.id}"
-    st.session_state[K_FLASH] = ("success", f"{verb} the caption of {what}." if out.changed else "Nothing changed.")
+    set_flash(K_FLASH, f"{verb} the caption of {what}." if out.changed else "Nothing changed.")
     if action in ("accept", "reject") and out.changed:
         nxt = _next_after(order, target.id)
         if nxt is not None:
@@ -113,9 +105,9 @@ def _propose(ctx: PageContext, group_id: int) -> None:
         cap.propose_with_model(ctx.ws, group_id, model, model_version_id=spec.model_version_id if spec else None,
                                user_id=ctx.user.id)
     except cap.CaptionError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
-    st.session_state[K_FLASH] = ("success", f"The captioner proposed a caption for group #{group_id}.")
+    set_flash(K_FLASH, f"The captioner proposed a caption for group #{group_id}.")
 
 
 @st.cache_resource(show_spinner="Loading the captioner…", max_entries=1)
@@ -133,12 +125,7 @@ def _images(item: cap.ReviewItem) -> None:
     for row in range(0, len(item.members), COLUMNS):
         for col, card in zip(st.columns(COLUMNS), item.members[row:row + COLUMNS]):
             with col:
-                data = thumbnail_bytes(card.thumb)
-                if data:
-                    show_image(data)
-                else:
-                    st.caption(escape_md(f"[{card.status}]"))
-                st.caption(f"#{card.id} · " + (escape_md(card.alt_text, max_len=120) if card.alt_text else "no alt-text"))
+                image_tile(card, card.alt_text or "no alt-text", prefix=f"#{card.id} · ", max_len=120)
 
 
 @st.fragment
@@ -207,7 +194,7 @@ def _queue(ctx: PageContext) -> tuple[str, list[int]]:
 
 def render(ctx: PageContext) -> None:
     st.title("Caption review")
-    _flash()
+    show_flash(K_FLASH)
     kind, order = _queue(ctx)
     if not order:
         st.info("Nothing in this queue." if kind == "group" else "No per-image captions to review.")
