@@ -21,7 +21,7 @@ from relcurate.accounts import create_user
 from relcurate.curation.groups.membership import create_group
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import session_scope
-from relcurate.db.models import Caption, CaptionStatus, GroupStatus, Image, ImageSource, NearDuplicate, SeedGroup
+from relcurate.db.models import Caption, CaptionStatus, GroupStatus, ImageSource, NearDuplicate, SeedGroup
 from relcurate.workspace import Workspace
 
 PASSWORD = "password-123"
@@ -89,11 +89,6 @@ def build_curated(ws: Workspace, tmp: Path) -> Curated:
             s.add(Caption(image_id=cur.ids[key], text=text, source="human", status=CaptionStatus.accepted))
         s.add(Caption(image_id=cur.ids["p21"], text="Not accepted {Y}.", source="model", status=CaptionStatus.proposed))
     return cur
-
-
-def image_row(ws: Workspace, image_id: int) -> Image:
-    with session_scope(ws.engine) as s:
-        return s.get(Image, image_id)
 
 
 def read_jsonl(path: Path) -> list[dict]:

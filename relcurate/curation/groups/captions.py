@@ -46,7 +46,6 @@ from relcurate.db.models import (
 from relcurate.models.protocols import Captioner
 from relcurate.workspace import Workspace
 
-ACTIONS = ("propose", "edit", "accept", "reject")
 # Review queues of group captions (what the reviewer page offers).
 QUEUES = ("to review", "uncaptioned", "accepted", "rejected", "all")
 _REVIEWABLE_GROUPS = (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified)

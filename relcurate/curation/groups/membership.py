@@ -454,19 +454,9 @@ class GroupDetail:
     move_targets: list[GroupSummary]  # other groups whose members may change
 
 
-def get_group(store: Store, group_id: int) -> SeedGroup:
-    with reading(store) as s:
-        return _get_group(s, group_id)
-
-
 def member_ids(store: Store, group_id: int) -> list[int]:
     with reading(store) as s:
         return _member_ids(s, group_id)
-
-
-def member_problems(store: Store, image_ids: Sequence[int]) -> list[str]:
-    with reading(store) as s:
-        return _member_problems(s, image_ids)
 
 
 def groups_of_images(store: Store, image_ids: Iterable[int], *,
@@ -487,11 +477,6 @@ def list_groups(store: Store, *, include: int | None = None, **filters) -> list[
             except GroupError:
                 pass
         return rows
-
-
-def group_summary(store: Store, group_id: int) -> GroupSummary:
-    with reading(store) as s:
-        return _group_summary(s, group_id)
 
 
 def group_detail(store: Store, group_id: int) -> GroupDetail:
