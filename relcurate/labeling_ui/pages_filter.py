@@ -3,7 +3,7 @@
 Decisions run in `on_click` callbacks, which Streamlit executes before the script body, so the
 same rerun already asks the queue for (and shows) the next image. Each button carries the shown
 task's request id, bound when the page was drawn: a double click or a repeated key press on one
-shown image repeats that id, and the store applies it once (see curation/labels.py).
+shown image repeats that id, and the store applies it once (see curation/labeling/labels.py).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 checker's findings updating as you type, and accept / save edit / reject with a reason. Per-image
 captions are reviewed on the same page from a reproducible random sample.
 
-Everything the reviewer does is a `CaptionReview` event written by curation.captions (which also
+Everything the reviewer does is a `CaptionReview` event written by curation.groups.captions (which also
 enforces the rules); the page only lays things out. Caption text from models or people is shown
 escaped (a "<script>" caption reads as those characters) except inside the text box, which is a
 plain input. Keyboard: A accept, E save edit, X reject, N / P next / previous (not while typing).

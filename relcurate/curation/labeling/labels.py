@@ -14,6 +14,10 @@ at the event in force. Writes are idempotent and transactional:
 
 Each write also finishes (or, for undo, re-opens) the annotator's queue assignment in the same
 transaction, so label and queue state never disagree.
+
+A label event records `model_version_id`: the caller's, else that of the annotator's
+`TaskAssignment` for the image (the model whose task order chose it, e.g. active learning), so
+each label says which model, if any, asked for it.
 """
 from __future__ import annotations
 
