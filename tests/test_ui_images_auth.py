@@ -32,7 +32,7 @@ from PIL import Image as PILImage
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from relcurate.testing import browser
+from relcurate.testing import browser as st_browser
 from relcurate.testing.groups import populate
 from relcurate import accounts
 from relcurate.curation.groups import captions
@@ -199,7 +199,7 @@ def test_every_page_draws_its_images_inline(iws, monkeypatch, url_path):
 
 # -- real browser ---------------------------------------------------------------------------
 
-_SKIP = browser.browser_skip_reason()
+_SKIP = st_browser.browser_skip_reason()
 browser = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 
@@ -208,7 +208,7 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=browser.CHROMIUM, args=browser.LAUNCH_ARGS)
+        b = p.chromium.launch(executable_path=st_browser.CHROMIUM, args=st_browser.LAUNCH_ARGS)
         yield b
         b.close()
 
@@ -256,28 +256,28 @@ def _shot(page, name: str) -> None:
 def test_signed_in_pages_have_no_media_urls_and_media_serves_nothing(iws, chromium):
     ws, _, _ = iws
     requested: list[str] = []
-    with browser.streamlit_server(ws.root) as url:
+    with st_browser.streamlit_server(ws.root) as url:
         context = chromium.new_context(viewport={"width": 1400, "height": 950})
         page = context.new_page()
         page.set_default_timeout(30_000)
         page.on("request", lambda r: requested.append(r.url))
         try:
-            browser.login(page, url, "eve", "eve-password")
-            browser.open_page(page, "Filter labeling")
-            page.wait_for_selector(browser.IMAGE_SELECTOR)
+            st_browser.login(page, url, "eve", "eve-password")
+            st_browser.open_page(page, "Filter labeling")
+            page.wait_for_selector(st_browser.IMAGE_SELECTOR)
             page.get_by_text("Guidelines").click()  # the pinned examples' thumbnails
             page.wait_for_function("() => document.querySelectorAll('img').length >= 3")
             shown = _assert_inline_only(page)
             _shot(page, "images-filter")
-            first = browser.image_src(page)
+            first = st_browser.image_src(page)
             page.locator("body").press("n")  # keyboard labelling: the next image, inline too
-            browser.wait_image_change(page, first)
+            st_browser.wait_image_change(page, first)
             shown += _assert_inline_only(page)
 
-            browser.open_page(page, "Browse images")
+            st_browser.open_page(page, "Browse images")
             page.locator("button", has_text="Open").first.click()
             page.wait_for_selector(".st-key-browse_detail img")
-            browser.wait_idle(page)
+            st_browser.wait_idle(page)
             shown += _assert_inline_only(page)
             _shot(page, "images-browse")
             assert len(_page_images(page)) > 12  # thumbnail grid + large view
@@ -302,8 +302,8 @@ def test_control_st_image_is_fetchable_without_a_session(tmp_path, chromium, mon
     script = tmp_path / "control_app.py"
     script.write_text("from pathlib import Path\nimport streamlit as st\n"
                       f"st.image(Path({str(tmp_path / 'pic.jpg')!r}).read_bytes())\n")
-    monkeypatch.setattr(streamlit_server, "APP", script)
-    with browser.streamlit_server(tmp_path) as url:
+    monkeypatch.setattr(st_browser, "APP", script)
+    with st_browser.streamlit_server(tmp_path) as url:
         context = chromium.new_context()
         page = context.new_page()
         try:

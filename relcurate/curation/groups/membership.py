@@ -465,12 +465,15 @@ def groups_of_images(store: Store, image_ids: Iterable[int], *,
         return _groups_of_images(s, image_ids, exclude_group=exclude_group)
 
 
-def list_groups(store: Store, *, include: int | None = None, **filters) -> list[GroupSummary]:
-    """`_list_groups` filters (status, text, needs_split, created_by, offset, limit); `include`:
-    a group id appended when the filters hide it (the page keeps the group being edited listed;
-    an unknown id is left out)."""
+def list_groups(store: Store, *, status: str | None = None, text: str | None = None,
+                needs_split: bool | None = None, created_by: int | None = None, offset: int = 0,
+                limit: int | None = None, include: int | None = None) -> list[GroupSummary]:
+    """Groups (newest last) with member counts; `text` matches name or note. `include`: a group
+    id appended when the filters hide it (the page keeps the group being edited listed; an
+    unknown id is left out)."""
     with reading(store) as s:
-        rows = _list_groups(s, **filters)
+        rows = _list_groups(s, status=status, text=text, needs_split=needs_split, created_by=created_by,
+                            offset=offset, limit=limit)
         if include is not None and include not in {g.id for g in rows}:
             try:
                 rows.append(_group_summary(s, include))
