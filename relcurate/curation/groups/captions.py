@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from relcurate.curation.groups import membership as groups_mod
 from relcurate.curation.groups.anonymity import CaptionCheck, check_caption, normalise_caption
 from relcurate.curation.catalog.browse import ImageCard
-from relcurate.curation.groups.group_search import image_cards
+from relcurate.curation.groups.group_search import _image_cards
 from relcurate.curation.store_scopes import Store, reading, writing
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
@@ -325,7 +325,7 @@ def group_review_item(ws: Workspace, group_id: int) -> ReviewItem:
         summary = groups_mod._group_summary(s, group_id)
         ids = groups_mod._member_ids(s, group_id)
         cap = _current_caption(s, group_id)
-        return ReviewItem(summary, _view(cap) if cap else None, image_cards(ws, ids, session=s),
+        return ReviewItem(summary, _view(cap) if cap else None, _image_cards(s, ws, ids),
                           _alt_texts_of_images(s, ids), _history(s, cap.id) if cap else [])
 
 
@@ -346,7 +346,7 @@ def image_review_item(ws: Workspace, caption_id: int) -> ReviewItem:
         cap = s.get(Caption, caption_id)
         if cap is None or cap.image_id is None:
             raise CaptionError(f"no per-image caption #{caption_id}")
-        return ReviewItem(None, _view(cap), image_cards(ws, [cap.image_id], session=s),
+        return ReviewItem(None, _view(cap), _image_cards(s, ws, [cap.image_id]),
                           _alt_texts_of_images(s, [cap.image_id]), _history(s, cap.id))
 
 

@@ -91,14 +91,16 @@ def browse(ws: Workspace, flt: BrowseFilter = BrowseFilter(), *, offset: int = 0
     with read_scope(ws.engine) as s:
         total = s.exec(select(func.count()).select_from(q.subquery())).one()
         ids = list(s.exec(q.order_by(Image.id).offset(offset).limit(limit)))
-        return image_cards(ws, ids, session=s), int(total)
+        return _image_cards(s, ws, ids), int(total)
 
 
-def image_cards(ws: Workspace, image_ids: Sequence[int], *, session: Session | None = None) -> list[ImageCard]:
+def image_cards(ws: Workspace, image_ids: Sequence[int]) -> list[ImageCard]:
     """Cards for these ids in the given order (unknown ids are left out)."""
-    if session is None:
-        with read_scope(ws.engine) as s:
-            return image_cards(ws, image_ids, session=s)
+    with read_scope(ws.engine) as s:
+        return _image_cards(s, ws, image_ids)
+
+
+def _image_cards(session: Session, ws: Workspace, image_ids: Sequence[int]) -> list[ImageCard]:
     rows = {r.id: r for r in session.exec(select(Image).where(Image.id.in_(list(image_ids))))} if image_ids else {}
     return [card_of(ws, rows[i]) for i in image_ids if i in rows]
 
