@@ -16,7 +16,6 @@ from relcurate.testing.groups import populate
 from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
-from relcurate.db.engine import read_scope
 from relcurate.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -98,9 +97,8 @@ def test_build_group_fix_leaking_caption_accept(server, browser_page):
     pg.get_by_text("is complete").wait_for()
     idle(pg)
     shot(pg, "1-group-builder")
-    with read_scope(ws.engine) as s:
-        gid = groups.list_groups(s)[-1].id
-        assert groups.member_ids(s, gid) == [ids["red0"], ids["red1"], ids["red2"]]
+    gid = groups.list_groups(ws)[-1].id
+    assert groups.member_ids(ws, gid) == [ids["red0"], ids["red1"], ids["red2"]]
 
     pg.locator('[data-testid="stSidebarNav"] a', has_text="Caption review").click()
     pg.get_by_role("heading", name="Caption review").wait_for()
@@ -119,14 +117,12 @@ def test_build_group_fix_leaking_caption_accept(server, browser_page):
     box.press_sequentially(CLEAN, delay=5)
     pg.get_by_text("The anonymity check found nothing.").wait_for()
     idle(pg)
-    with read_scope(ws.engine) as s:
-        assert captions.current_caption(s, gid) is None  # typing alone wrote nothing
+    assert captions.current_caption(ws, gid) is None  # typing alone wrote nothing
     pg.locator("h1").first.click()  # leave the text box, then use the keyboard shortcut
     pg.keyboard.press("a")
     pg.get_by_text(f"Accepted the caption of group #{gid}").wait_for()
     idle(pg)
     shot(pg, "3-accepted")
-    with read_scope(ws.engine) as s:
-        assert captions.accepted_caption(s, gid) == CLEAN
-        c = captions.current_caption(s, gid)
-        assert [e.action for e in captions.history(s, c.id)] == ["propose", "accept"]
+    assert captions.accepted_caption(ws, gid) == CLEAN
+    c = captions.current_caption(ws, gid)
+    assert [e.action for e in captions.history(ws, c.id)] == ["propose", "accept"]

@@ -22,9 +22,8 @@ def reds(workspace, tmp_path):
     """(workspace, complete group of three red images whose alt-texts mention an apple, reviewer)."""
     ids = populate(workspace, tmp_path)
     user = create_user(workspace.engine, "rev", "reviewer-pw", "reviewer")
-    with session_scope(workspace.engine) as s:
-        gid = groups.create_group(s, "reds", [ids["red0"], ids["red1"], ids["red2"]],
-                                  status=GroupStatus.complete).id
+    gid = groups.create_group(workspace, "reds", [ids["red0"], ids["red1"], ids["red2"]],
+                              status=GroupStatus.complete).id
     return workspace, gid, user.id
 
 
@@ -35,34 +34,27 @@ def group_status(ws, gid):
 
 def test_review_history_is_append_only_and_idempotent(reds):
     ws, gid, uid = reds
-    with session_scope(ws.engine) as s:
-        cap = captions.add_group_caption(s, gid, f'"{LEAKY}"', source="model")  # literal quotes stripped
-        cid = cap.id
-        assert cap.text == LEAKY
+    cap = captions.add_group_caption(ws, gid, f'"{LEAKY}"', source="model")  # literal quotes stripped
+    cid = cap.id
+    assert cap.text == LEAKY
     assert group_status(ws, gid) == GroupStatus.captioned
-    with session_scope(ws.engine) as s:
-        with pytest.raises(CaptionError, match="alt_text_leak"):
-            captions.review_caption(s, cid, "accept", user_id=uid)
-    with session_scope(ws.engine) as s:
-        out = captions.review_caption(s, cid, "edit", user_id=uid, text=CLEAN)
-        assert out.events == ["edit"] and out.caption.status == "proposed"
-        assert captions.review_caption(s, cid, "edit", user_id=uid, text=f"  {CLEAN} ").events == []
-    with read_scope(ws.engine) as s:
-        before = [(e.id, e.action, e.text) for e in captions.history(s, cid)]
-    with session_scope(ws.engine) as s:
-        assert captions.review_caption(s, cid, "accept", user_id=uid).events == ["accept"]
-        assert captions.review_caption(s, cid, "accept", user_id=uid).events == []  # double click
+    with pytest.raises(CaptionError, match="alt_text_leak"):
+        captions.review_caption(ws, cid, "accept", user_id=uid)
+    out = captions.review_caption(ws, cid, "edit", user_id=uid, text=CLEAN)
+    assert out.events == ["edit"] and out.caption.status == "proposed"
+    assert captions.review_caption(ws, cid, "edit", user_id=uid, text=f"  {CLEAN} ").events == []
+    before = [(e.id, e.action, e.text) for e in captions.history(ws, cid)]
+    assert captions.review_caption(ws, cid, "accept", user_id=uid).events == ["accept"]
+    assert captions.review_caption(ws, cid, "accept", user_id=uid).events == []  # double click
     assert group_status(ws, gid) == GroupStatus.verified
-    with session_scope(ws.engine) as s:
-        assert captions.accepted_caption(s, gid) == CLEAN
-        with pytest.raises(CaptionError, match="why"):
-            captions.review_caption(s, cid, "reject", user_id=uid, reason="  ")
-        assert captions.review_caption(s, cid, "reject", user_id=uid, reason="too vague").events == ["reject"]
-        assert captions.review_caption(s, cid, "reject", user_id=uid, reason="again").events == []
-        assert captions.accepted_caption(s, gid) is None
+    assert captions.accepted_caption(ws, gid) == CLEAN
+    with pytest.raises(CaptionError, match="why"):
+        captions.review_caption(ws, cid, "reject", user_id=uid, reason="  ")
+    assert captions.review_caption(ws, cid, "reject", user_id=uid, reason="too vague").events == ["reject"]
+    assert captions.review_caption(ws, cid, "reject", user_id=uid, reason="again").events == []
+    assert captions.accepted_caption(ws, gid) is None
     assert group_status(ws, gid) == GroupStatus.complete  # no live caption left
-    with read_scope(ws.engine) as s:
-        events = captions.history(s, cid)
+    events = captions.history(ws, cid)
     assert [(e.id, e.action, e.text) for e in events[:len(before)]] == before  # earlier events untouched
     assert [e.action for e in events] == ["propose", "edit", "accept", "reject"]
     assert events[0].text == LEAKY and events[-1].reason == "too vague" and events[-1].username == "rev"
@@ -71,50 +63,47 @@ def test_review_history_is_append_only_and_idempotent(reds):
 
 def test_accept_with_edited_text_and_overruling_the_checker(reds):
     ws, gid, uid = reds
-    with session_scope(ws.engine) as s:
-        cid = captions.add_group_caption(s, gid, LEAKY, source="model").id
-        out = captions.review_caption(s, cid, "accept", user_id=uid, text=CLEAN)
-        assert out.events == ["edit", "accept"] and out.caption.text == CLEAN
-        second = captions.add_group_caption(s, gid, LEAKY, source="human").id
-        forced = captions.review_caption(s, second, "accept", user_id=uid, allow_errors=True)
-        assert forced.events == ["accept"]
-        assert captions.accepted_caption(s, gid) == LEAKY
-        # only one accepted caption per group: the first was superseded
-        rows = {e.action: e for e in captions.history(s, cid)}
-        assert rows["reject"].reason == f"superseded by caption #{second}"
-        assert captions.history(s, second)[-1].reason == "accepted despite checker errors"
-        assert captions.accepted_group_captions(s) == {gid: LEAKY}
-        with pytest.raises(CaptionError, match="empty"):
-            captions.add_group_caption(s, gid, ' "" ', source="human")
-        with pytest.raises(CaptionError, match="unknown review action"):
-            captions.review_caption(s, cid, "approve", user_id=uid)
-        with pytest.raises(CaptionError, match="no caption"):
-            captions.review_caption(s, 10_000_000, "accept", user_id=uid)
+    cid = captions.add_group_caption(ws, gid, LEAKY, source="model").id
+    out = captions.review_caption(ws, cid, "accept", user_id=uid, text=CLEAN)
+    assert out.events == ["edit", "accept"] and out.caption.text == CLEAN
+    second = captions.add_group_caption(ws, gid, LEAKY, source="human").id
+    forced = captions.review_caption(ws, second, "accept", user_id=uid, allow_errors=True)
+    assert forced.events == ["accept"]
+    assert captions.accepted_caption(ws, gid) == LEAKY
+    # only one accepted caption per group: the first was superseded
+    rows = {e.action: e for e in captions.history(ws, cid)}
+    assert rows["reject"].reason == f"superseded by caption #{second}"
+    assert captions.history(ws, second)[-1].reason == "accepted despite checker errors"
+    assert captions.accepted_group_captions(ws) == {gid: LEAKY}
+    with pytest.raises(CaptionError, match="empty"):
+        captions.add_group_caption(ws, gid, ' "" ', source="human")
+    with pytest.raises(CaptionError, match="unknown review action"):
+        captions.review_caption(ws, cid, "approve", user_id=uid)
+    with pytest.raises(CaptionError, match="no caption"):
+        captions.review_caption(ws, 10_000_000, "accept", user_id=uid)
 
 
 def test_review_queues_and_items(sqlite_workspace, tmp_path):
     ws = sqlite_workspace
     ids = populate(ws, tmp_path)
     uid = create_user(ws.engine, "rev", "reviewer-pw", "reviewer").id
-    with session_scope(ws.engine) as s:
-        make = lambda fam: groups.create_group(s, fam, [ids[f"{fam}{i}"] for i in range(3)],  # noqa: E731
-                                               status=GroupStatus.complete).id
-        g_red, g_blue, g_green = make("red"), make("blue"), make("green")
-        g_draft = groups.create_group(s, "draft", [ids["plain"]]).id
-        c_blue = captions.add_group_caption(s, g_blue, CLEAN, source="model").id
-        captions.add_group_caption(s, g_green, CLEAN, source="model")
-        c_green = captions.add_group_caption(s, g_green, "The {Thing} resting on {Place} in {Light}.",
-                                             source="model").id
-        captions.review_caption(s, c_green, "accept", user_id=uid)
-        queues = {q: captions.group_queue(s, q) for q in captions.QUEUES}
+    make = lambda fam: groups.create_group(ws, fam, [ids[f"{fam}{i}"] for i in range(3)],  # noqa: E731
+                                           status=GroupStatus.complete).id
+    g_red, g_blue, g_green = make("red"), make("blue"), make("green")
+    g_draft = groups.create_group(ws, "draft", [ids["plain"]]).id
+    c_blue = captions.add_group_caption(ws, g_blue, CLEAN, source="model").id
+    captions.add_group_caption(ws, g_green, CLEAN, source="model")
+    c_green = captions.add_group_caption(ws, g_green, "The {Thing} resting on {Place} in {Light}.",
+                                         source="model").id
+    captions.review_caption(ws, c_green, "accept", user_id=uid)
+    queues = {q: captions.group_queue(ws, q) for q in captions.QUEUES}
     assert queues == {"to review": [g_blue], "uncaptioned": [g_red], "accepted": [g_green],
                       "rejected": [], "all": [g_red, g_blue, g_green]}
     assert g_draft not in queues["all"]  # drafts are not ready for captions
-    with session_scope(ws.engine) as s:
-        captions.review_caption(s, c_blue, "reject", user_id=uid, reason="wrong logic")
-        assert captions.group_queue(s, "rejected") == [g_blue]
-        out = captions.write_and_review(s, g_red, LEAKY, "edit", user_id=uid)
-        assert out.events == ["propose"] and out.caption.source == "human"
+    captions.review_caption(ws, c_blue, "reject", user_id=uid, reason="wrong logic")
+    assert captions.group_queue(ws, "rejected") == [g_blue]
+    out = captions.write_and_review(ws, g_red, LEAKY, "edit", user_id=uid)
+    assert out.events == ["propose"] and out.caption.source == "human"
     item = captions.group_review_item(ws, g_red)
     assert [c.id for c in item.members] == [ids["red0"], ids["red1"], ids["red2"]]
     assert item.group.status == GroupStatus.captioned and item.caption.text == LEAKY
@@ -128,15 +117,14 @@ def test_review_queues_and_items(sqlite_workspace, tmp_path):
 def test_per_image_caption_sampling(sqlite_workspace, tmp_path):
     ws = sqlite_workspace
     ids = populate(ws, tmp_path)
-    with session_scope(ws.engine) as s:
-        cids = [captions.add_image_caption(s, ids[f"blue{i}"], f"A {{Vessel}} number {i} at {{Place}}.",
-                                           source="model").id for i in range(5)]
-        captions.review_caption(s, cids[0], "reject", user_id=None, reason="no")
-        sample = captions.sample_image_captions(s, 2, seed=3)
-        assert sample == captions.sample_image_captions(s, 2, seed=3) and len(sample) == 2
-        assert set(sample) <= set(cids[1:])
-        assert captions.sample_image_captions(s, 10) == cids[1:]
-        assert captions.sample_image_captions(s, 10, status=None) == cids
+    cids = [captions.add_image_caption(ws, ids[f"blue{i}"], f"A {{Vessel}} number {i} at {{Place}}.",
+                                       source="model").id for i in range(5)]
+    captions.review_caption(ws, cids[0], "reject", user_id=None, reason="no")
+    sample = captions.sample_image_captions(ws, 2, seed=3)
+    assert sample == captions.sample_image_captions(ws, 2, seed=3) and len(sample) == 2
+    assert set(sample) <= set(cids[1:])
+    assert captions.sample_image_captions(ws, 10) == cids[1:]
+    assert captions.sample_image_captions(ws, 10, status=None) == cids
     item = captions.image_review_item(ws, cids[1])
     assert item.group is None and [c.id for c in item.members] == [ids["blue1"]]
     assert any("boat" in a for a in item.alt_texts)
@@ -151,20 +139,19 @@ def test_propose_with_a_real_tiny_captioner(sqlite_workspace, tmp_path):
 
     ws = sqlite_workspace
     ids = populate(ws, tmp_path)
+    gid = groups.create_group(ws, "reds", [ids["red0"], ids["red1"]], status=GroupStatus.complete).id
     with session_scope(ws.engine) as s:
-        gid = groups.create_group(s, "reds", [ids["red0"], ids["red1"]], status=GroupStatus.complete).id
         pending = Image(source_uri="https://example.org/later.png", status=ImageStatus.pending_download)
         s.add(pending)
         s.flush()
-        bad = groups.create_group(s, "waiting", [ids["red2"], pending.id]).id
-        assert captions.latest_captioner(s) is None
+    bad = groups.create_group(ws, "waiting", [ids["red2"], pending.id]).id
+    assert captions.latest_captioner(ws) is None
     with pytest.raises(CaptionError, match="no captioner"):
         captions.propose_with_model(ws, gid, None)
     path = tiny_qwen_path("real")
     with session_scope(ws.engine) as s:
         s.add(ModelVersion(kind=ModelKind.captioner, name="tiny", base_model=str(path)))
-    with read_scope(ws.engine) as s:
-        spec = captions.latest_captioner(s)
+    spec = captions.latest_captioner(ws)
     assert spec.name == "tiny" and spec.adapter_path is None
     model = captions.load_captioner(ws, spec, generation=GenerationSettings(max_new_tokens=8))
     assert model.checker is not None  # generated captions come with the anonymity checker's findings

@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 
 from relcurate.testing.groups import populate
 from relcurate.accounts import create_user
-from relcurate.curation.groups import captions, group_search, membership as groups
+from relcurate.curation.groups import captions, group_search, membership as groups, splitting
 from relcurate.curation.groups.group_search import BUILTIN_SPACE, BrowseFilter
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import read_scope, session_scope
@@ -35,10 +35,10 @@ def family(ids: dict[str, int], fam: str) -> set[int]:
 def test_browse_filters(workspace, tmp_path):
     ids = populate(workspace, tmp_path)
     user = create_user(workspace.engine, "ann", "annotator-pw")
+    gid = groups.create_group(workspace, "reds", [ids["red0"], ids["red1"]]).id
+    captions.add_group_caption(workspace, gid, "A {Fruit} ripening over {Days} days.", source="human")
+    captions.add_image_caption(workspace, ids["blue3"], "A {Vessel} under {Weather} skies.", source="model")
     with session_scope(workspace.engine) as s:
-        gid = groups.create_group(s, "reds", [ids["red0"], ids["red1"]]).id
-        captions.add_group_caption(s, gid, "A {Fruit} ripening over {Days} days.", source="human")
-        captions.add_image_caption(s, ids["blue3"], "A {Vessel} under {Weather} skies.", source="model")
         for key, answer in (("green0", "yes"), ("green1", "no")):
             label = FilterLabel(image_id=ids[key], user_id=user.id, answer=answer)
             s.add(label)
@@ -153,7 +153,7 @@ def test_split_suggestion_by_embedding_separates_families(ws_ids):
     ws, ids = ws_ids
     members = [ids[f"{fam}{i}"] for i in range(5) for fam in ("red", "blue")] + [ids["plain"]]
     vecs = group_search.split_vectors(ws, members)
-    parts = groups.suggest_split(members, vecs)
+    parts = splitting.suggest_split(members, vecs)
     assert sorted(map(len, parts)) == [5, 6]
     reds, blues = family(ids, "red"), family(ids, "blue")
     assert any(reds <= set(p) for p in parts) and any(blues <= set(p) for p in parts)

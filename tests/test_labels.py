@@ -180,3 +180,36 @@ def test_the_key_script_survives_streamlits_sanitiser():
     body = script.removeprefix("<script>").removesuffix("</script>")
     assert not re.search(r"<[/\w]", body)
     assert '"dwell_ms": 200' in body and '"y": "filter_yes"' in body
+
+
+def test_label_remembers_the_model_whose_order_leased_the_image(workspace):
+    """A label for an image leased by a model-driven task order carries that model version
+    (the active-learning record); one that came another way carries none, an explicit one wins."""
+    from relcurate.curation.labeling.task_order import RandomOrder, register_strategy
+    from relcurate.db.engine import session_scope
+    from relcurate.db.models import ModelVersion
+
+    eng = workspace.engine
+    images = add_image_rows(eng, 3)
+    users = add_users(eng, ["ann", "bob"])
+    with session_scope(eng) as s:
+        mv = ModelVersion(kind="filter", name=f"al-{workspace.root.name}", base_model="tiny")
+        s.add(mv)
+        s.flush()
+        mv_id = mv.id
+
+    order = RandomOrder(name="test-labels-model-order", model_version_id=mv_id)  # e.g. uncertainty sampling
+    register_strategy(order.name, lambda s, cfg: order, replace=True)
+    leases.set_config(eng, strategy=order.name, overlap_fraction=0.0)
+    leases.sync_pool(eng, seed=0)
+    t = leases.next_task(eng, users["ann"])
+    assert t.model_version_id == mv_id
+    first = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="yes", request_id="al-1")
+    changed = labels.record_label(eng, image_id=t.image_id, user_id=users["ann"], answer="no", request_id="al-2")
+    other = next(i for i in images if i != t.image_id)  # bob never leased it
+    direct = labels.record_label(eng, image_id=other, user_id=users["bob"], answer="yes", request_id="al-3")
+    explicit = labels.record_label(eng, image_id=other, user_id=users["ann"], answer="no", request_id="al-4",
+                                   model_version_id=None)
+    by_id = {e.id: e.model_version_id for e in _events(eng)}
+    assert by_id[first.label_id] == mv_id and by_id[changed.label_id] == mv_id
+    assert by_id[direct.label_id] is None and by_id[explicit.label_id] is None

@@ -3,13 +3,15 @@ group from an image, adding/reordering/removing members, completion rules, "more
 group", the "also in" listing, splitting an oversized group, comparing curators."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from relcurate.testing.apptest import as_displayed, url_paths as registered_pages
 from relcurate.testing.groups import open_app, populate, shown_text
 from relcurate.accounts import create_user
 from relcurate.curation.groups import membership as groups
-from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import GroupStatus, SeedGroup
 from relcurate.labeling_ui import pages_groups as page
 from relcurate.workspace import Workspace
@@ -38,8 +40,7 @@ def select_group(at, gid: int):
 
 
 def members(ws, gid: int) -> list[int]:
-    with read_scope(ws.engine) as s:
-        return groups.member_ids(s, gid)
+    return groups.member_ids(ws, gid)
 
 
 def group(ws, gid: int) -> SeedGroup:
@@ -83,9 +84,8 @@ def test_build_a_group_from_one_image(env, monkeypatch):
 
 def test_more_like_this_group_and_the_also_in_listing(env, monkeypatch):
     ws, ids, users = env
-    with session_scope(ws.engine) as s:
-        gid = groups.create_group(s, "blues", [ids["blue0"], ids["blue1"]], created_by=users["cur"]).id
-        other = groups.create_group(s, "elsewhere", [ids["blue2"]], created_by=users["cur"]).id
+    gid = groups.create_group(ws, "blues", [ids["blue0"], ids["blue1"]], created_by=users["cur"]).id
+    other = groups.create_group(ws, "elsewhere", [ids["blue2"]], created_by=users["cur"]).id
     at = as_user(env, monkeypatch, "cur")
     select_group(at, gid)
     at.radio(key=page.K_MODE).set_value(page.MODES[1]).run()
@@ -107,8 +107,7 @@ def test_more_like_this_group_and_the_also_in_listing(env, monkeypatch):
 def test_split_an_oversized_group(env, monkeypatch):
     ws, ids, users = env
     twelve = [v for k, v in ids.items() if k[:-1] in ("red", "blue")] + [ids["green0"], ids["green1"]]
-    with session_scope(ws.engine) as s:
-        gid = groups.create_group(s, "too big", twelve, created_by=users["cur"]).id
+    gid = groups.create_group(ws, "too big", twelve, created_by=users["cur"]).id
     at = as_user(env, monkeypatch, "cur")
     select_group(at, gid)
     assert any("split it below" in as_displayed(w.value) for w in at.warning)
@@ -116,20 +115,36 @@ def test_split_an_oversized_group(env, monkeypatch):
     at.button(key="grp_split").click().run()
     assert not at.exception
     assert group(ws, gid).status == GroupStatus.split
-    with read_scope(ws.engine) as s:
-        kids = [g for g in groups.list_groups(s) if g.source == f"split:{gid}"]
+    kids = [g for g in groups.list_groups(ws) if g.source == f"split:{gid}"]
     assert sorted(k.n_members for k in kids) == [6, 6]
     assert at.session_state[page.K_GROUP] == kids[0].id
+
+
+def test_an_oversized_group_shows_its_images_inline(env, monkeypatch):
+    """The member tiles and the split preview of a >10 group are data: images: no st.image
+    element, so nothing is put behind Streamlit's session-less /media/ endpoint."""
+    ws, ids, users = env
+    eleven = [v for k, v in ids.items() if k[:-1] in ("green", "blue")] + [ids["red4"]]
+    gid = groups.create_group(ws, "oversized", eleven, created_by=users["cur"]).id
+    at = as_user(env, monkeypatch, "cur")
+    select_group(at, gid)
+    assert any("split it below" in as_displayed(w.value) for w in at.warning)
+    assert at.get("imgs") == []  # what st.image / col.image would have produced
+    bodies = [h.proto.body for h in at.html]
+    assert not any(re.search(r"(?<!/static)/media/", b) for b in bodies)
+    srcs = [src for b in bodies for src in re.findall(r'<img\b[^>]*\bsrc="([^"]*)"', b)]
+    assert all(src.startswith("data:image/") for src in srcs)
+    # 11 member tiles + the 11 thumbnails of the suggested parts (+ the candidate grid)
+    assert len(srcs) >= 2 * len(eleven)
 
 
 def test_members_of_a_verified_group_are_fixed(env, monkeypatch):
     ws, ids, users = env
     from relcurate.curation.groups import captions
 
-    with session_scope(ws.engine) as s:
-        gid = groups.create_group(s, "done", [ids["green2"], ids["green3"]], status=GroupStatus.complete).id
-        c = captions.add_group_caption(s, gid, "A {Animal} resting on {Object} in {Place}.", source="human")
-        captions.review_caption(s, c.id, "accept", user_id=None)
+    gid = groups.create_group(ws, "done", [ids["green2"], ids["green3"]], status=GroupStatus.complete).id
+    c = captions.add_group_caption(ws, gid, "A {Animal} resting on {Object} in {Place}.", source="human")
+    captions.review_caption(ws, c.id, "accept", user_id=None)
     at = as_user(env, monkeypatch, "cur")
     select_group(at, gid)
     assert at.button(key=f"grp_remove_{ids['green2']}").disabled
@@ -141,14 +156,12 @@ def test_members_of_a_verified_group_are_fixed(env, monkeypatch):
 
 def test_compare_two_curators(env, monkeypatch):
     ws, ids, users = env
-    with session_scope(ws.engine) as s:
-        groups.create_group(s, "c2 reds", [ids["red0"], ids["red1"], ids["red3"]], created_by=users["cur2"])
+    groups.create_group(ws, "c2 reds", [ids["red0"], ids["red1"], ids["red3"]], created_by=users["cur2"])
     at = as_user(env, monkeypatch, "boss")
     at.selectbox(key="grp_cmp_a").set_value(users["cur"]).run()
     at.selectbox(key="grp_cmp_b").set_value(users["cur2"]).run()
     assert not at.exception
     table = at.dataframe[-1].value
     values = dict(zip(table["measure"], table["value"]))
-    with read_scope(ws.engine) as s:
-        expected = groups.compare_curators(s, users["cur"], users["cur2"])
+    expected = groups.compare_curators(ws, users["cur"], users["cur2"])
     assert values["pairwise F1"] == f"{expected['f1']:.3f}" and values["images compared"] == str(expected["n_images"])

@@ -46,10 +46,9 @@ def env(template, tmp_path):
 
 
 def complete_group(ws, ids, fam: str, caption: str | None = None) -> int:
-    with session_scope(ws.engine) as s:
-        gid = groups.create_group(s, f"{fam}s", [ids[f"{fam}{i}"] for i in range(3)], status=GroupStatus.complete).id
-        if caption:
-            captions.add_group_caption(s, gid, caption, source="model")
+    gid = groups.create_group(ws, f"{fam}s", [ids[f"{fam}{i}"] for i in range(3)], status=GroupStatus.complete).id
+    if caption:
+        captions.add_group_caption(ws, gid, caption, source="model")
     return gid
 
 
@@ -82,10 +81,9 @@ def test_fix_a_leaking_caption_and_accept(env, monkeypatch):
     assert not at.error and "The anonymity check found nothing." in shown_text(at)
     at.button(key="rev_accept").click().run()
     assert not at.exception and "Accepted the caption" in shown_text(at)
-    with read_scope(ws.engine) as s:
-        assert captions.accepted_caption(s, gid) == CLEAN
-        cid = captions.current_caption(s, gid).id
-        events = captions.history(s, cid)
+    assert captions.accepted_caption(ws, gid) == CLEAN
+    cid = captions.current_caption(ws, gid).id
+    events = captions.history(ws, cid)
     assert [(e.action, e.username) for e in events] == [("propose", None), ("edit", "rev"), ("accept", "rev")]
     assert "Nothing in this queue." in shown_text(at)  # the "to review" queue is done
     at.selectbox(key=page.K_QUEUE).set_value("accepted").run()
@@ -104,9 +102,8 @@ def test_reject_needs_a_reason_and_moves_on(env, monkeypatch):
     at.text_input(key=reason_key).input("describes only one image")
     at.button(key="rev_reject").click().run()
     assert f"Group #{second}" in shown_text(at)  # moved on to the next group
-    with read_scope(ws.engine) as s:
-        assert captions.group_queue(s, "rejected") == [first]
-        ev = captions.history(s, captions.current_caption(s, first).id)[-1]
+    assert captions.group_queue(ws, "rejected") == [first]
+    ev = captions.history(ws, captions.current_caption(ws, first).id)[-1]
     assert (ev.action, ev.reason) == ("reject", "describes only one image")
     assert "1 of 1" in shown_text(at)  # the rejected group left the "to review" queue
     assert at.button(key="rev_prev").disabled and at.button(key="rev_next").disabled
@@ -121,9 +118,9 @@ def test_write_a_caption_when_no_captioner_is_configured(env, monkeypatch):
     assert not [b for b in at.button if b.key == "rev_propose"]
     at.text_input(key=f"rev_text_new_{gid}").input("A {Animal} sitting on a {Object} near the {Place}.").run()
     at.button(key="rev_edit").click().run()  # save as a proposal, not accepted yet
+    c = captions.current_caption(ws, gid)
+    assert (c.source, c.status) == ("human", "proposed")
     with read_scope(ws.engine) as s:
-        c = captions.current_caption(s, gid)
-        assert (c.source, c.status) == ("human", "proposed")
         assert s.get(groups.SeedGroup, gid).status == GroupStatus.captioned
 
 
@@ -141,9 +138,8 @@ def test_caption_text_is_escaped(env, monkeypatch):
 
 def test_per_image_caption_sample(env, monkeypatch):
     ws, ids, _ = env
-    with session_scope(ws.engine) as s:
-        cids = [captions.add_image_caption(s, ids[f"green{i}"], "A {Animal} resting on a {Object} by {Place}.",
-                                           source="model").id for i in range(4)]
+    cids = [captions.add_image_caption(ws, ids[f"green{i}"], "A {Animal} resting on a {Object} by {Place}.",
+                                       source="model").id for i in range(4)]
     at = open_review(env, monkeypatch)
     at.radio(key=page.K_MODE).set_value(page.MODES[1]).run()
     at.number_input(key=page.K_SAMPLE_N).set_value(3).run()
@@ -151,9 +147,8 @@ def test_per_image_caption_sample(env, monkeypatch):
     first = at.session_state[page.K_CURRENT] if page.K_CURRENT in at.session_state else None
     at.button(key="rev_accept").click().run()
     assert "Accepted the caption of caption #" in shown_text(at)
-    with read_scope(ws.engine) as s:
-        sample = captions.sample_image_captions(s, 3, seed=0, status=None)
-        accepted = [c for c in cids if captions.history(s, c)[-1].action == "accept"]
+    sample = captions.sample_image_captions(ws, 3, seed=0, status=None)
+    accepted = [c for c in cids if captions.history(ws, c)[-1].action == "accept"]
     assert accepted == [sample[0]] and first in (None, sample[0])
     assert "2 of 3" in shown_text(at)  # moved on within the same sample
 
@@ -173,8 +168,7 @@ def test_propose_with_the_registered_captioner(env, monkeypatch):
     assert "No captioner model is configured" not in shown_text(at)
     at.button(key="rev_propose").click().run()
     assert not at.exception and "The captioner proposed a caption" in shown_text(at)
-    with read_scope(ws.engine) as s:
-        c = captions.current_caption(s, gid)
-        assert (c.source, c.status, c.model_version_id) == ("model", "proposed", 1)
+    c = captions.current_caption(ws, gid)
+    assert (c.source, c.status, c.model_version_id) == ("model", "proposed", 1)
     at.selectbox(key=page.K_QUEUE).set_value("to review").run()  # it left "uncaptioned"
     assert at.text_input(key=editor_key(at)).value == c.text  # the editor holds the proposal

@@ -30,12 +30,10 @@ def list_(
     db: DbOpt = None,
 ) -> None:
     from relcurate.curation.groups import captions, membership as groups
-    from relcurate.db.engine import read_scope
 
     ws = open_workspace(workspace, db)
-    with read_scope(ws.engine) as s:
-        rows = groups.list_groups(s, status=status, needs_split=True if needs_split else None)
-        accepted = captions.accepted_group_captions(s)
+    rows = groups.list_groups(ws, status=status, needs_split=True if needs_split else None)
+    accepted = captions.accepted_group_captions(ws)
     if as_json:
         for g in rows:
             print(json.dumps({"id": g.id, "name": g.name, "status": g.status, "members": g.n_members,
@@ -60,30 +58,26 @@ def split(
     db: DbOpt = None,
 ) -> None:
     """Split groups into parts of 2-10 images (sizes as equal as possible)."""
-    from relcurate.curation.groups import group_search, membership as groups
-    from relcurate.db.engine import read_scope, session_scope
+    from relcurate.curation.groups import group_search, membership as groups, splitting
 
     if by not in ("order", "similarity"):
         _fail("--by must be 'order' or 'similarity'")
     ws = open_workspace(workspace, db)
-    with read_scope(ws.engine) as s:
-        ids = list(group_ids or [])
-        if all_oversized:
-            ids += [g.id for g in groups.list_groups(s, needs_split=True) if g.id not in ids]
-        if not ids:
-            _fail("name groups to split, or pass --all-oversized")
-        plans = {}
-        for gid in ids:
-            try:
-                members = groups.member_ids(s, gid)
-                groups.get_group(s, gid)
-                plans[gid] = members
-            except groups.GroupError as exc:
-                _fail(str(exc))
+    ids = list(group_ids or [])
+    if all_oversized:
+        ids += [g.id for g in groups.list_groups(ws, needs_split=True) if g.id not in ids]
+    if not ids:
+        _fail("name groups to split, or pass --all-oversized")
+    plans = {}
+    for gid in ids:
+        try:
+            plans[gid] = groups.group_detail(ws, gid).member_ids
+        except groups.GroupError as exc:
+            _fail(str(exc))
     for gid, members in plans.items():
         vectors = group_search.split_vectors(ws, members) if by == "similarity" else None
         try:
-            parts = groups.suggest_split(members, vectors)
+            parts = splitting.suggest_split(members, vectors)
         except groups.GroupError as exc:
             _fail(f"group #{gid}: {exc}")
         shown = "  ".join("[" + " ".join(map(str, p)) + "]" for p in parts)
@@ -91,8 +85,7 @@ def split(
             console.print(f"#{gid}: {len(members)} images -> {shown}")
             continue
         try:
-            with session_scope(ws.engine) as s:
-                kids = groups.split_group(s, gid, parts)
+            kids = splitting.split_group(ws, gid, parts)
         except groups.GroupError as exc:
             _fail(f"group #{gid}: {exc}")
         console.print(f"#{gid} split into " + ", ".join(f"#{k.id} ({k.status}, {len(p)} images)"
@@ -109,23 +102,15 @@ def compare(
     db: DbOpt = None,
 ) -> None:
     """Agreement of two curators' groupings: pairwise co-membership P/R/F1 and adjusted Rand index."""
-    from sqlmodel import select
-
     from relcurate.curation.groups import membership as groups
-    from relcurate.db.engine import read_scope
-    from relcurate.db.models import User
 
     if universe not in ("common", "union"):
         _fail("--universe must be 'common' or 'union'")
     ws = open_workspace(workspace, db)
-    with read_scope(ws.engine) as s:
-        users = {}
-        for name in (reference, other):
-            uid = s.exec(select(User.id).where(User.username == name)).first()
-            if uid is None:
-                _fail(f"no user {name!r}")
-            users[name] = uid
-        m = groups.compare_curators(s, users[reference], users[other], universe=universe)
+    try:
+        m = groups.compare_curators_by_name(ws, reference, other, universe=universe)
+    except groups.GroupError as exc:
+        _fail(str(exc))
     if as_json:
         print(json.dumps(m))
         return

@@ -4,27 +4,18 @@ image for this session.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.labeling import agreement, labels
+from relcurate.curation.labeling import agreement
 from relcurate.curation.catalog.browse import get_image
-from relcurate.curation.catalog.image_bytes import display_bytes
 from relcurate.models.protocols import FILTER_QUESTION
-from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import alt_text_caption, image_card, set_flash, show_flash
 
 K_AFTER = "adjudicate_after"  # image id passed over with "Later" (the queue is ordered by id)
 K_NOTE = "adjudicate_note"
 K_FLASH = "adjudicate_flash"
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _large(original: str | None, thumb: str | None) -> bytes | None:
-    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
 
 
 def _decide(ctx: PageContext, image_id: int, answer: str) -> None:
@@ -33,7 +24,7 @@ def _decide(ctx: PageContext, image_id: int, answer: str) -> None:
     agreement.adjudicate(ctx.ws.engine, image_id=image_id, user_id=ctx.user.id, answer=answer,
                          note=note.strip() or None, request_id=f"adj:{image_id}")
     st.session_state[K_NOTE] = ""
-    st.session_state[K_FLASH] = f"Image {image_id}: decided {answer}."
+    set_flash(K_FLASH, f"Image {image_id}: decided {answer}.")
 
 
 def _later(image_id: int) -> None:
@@ -46,9 +37,7 @@ def _restart() -> None:
 
 def render(ctx: PageContext) -> None:
     st.title("Adjudication")
-    flash = st.session_state.pop(K_FLASH, None)
-    if flash:
-        st.success(escape_md(flash))
+    show_flash(K_FLASH)
     pending = agreement.count_disputes(ctx.ws.engine)
     st.caption(f"{pending} disputed image{'s' if pending != 1 else ''} waiting")
     after = int(st.session_state.get(K_AFTER, 0))
@@ -64,14 +53,8 @@ def render(ctx: PageContext) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         card = get_image(ctx.ws, dispute.image_id)
-        data = _large(str(card.original) if card and card.original else None,
-                      str(card.thumb) if card and card.thumb else None) if card else None
-        if data:
-            show_image(data, alt=card.alt_text)
-        else:
-            st.info("This image cannot be shown.")
-        if card is not None and card.alt_text:
-            st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
+        image_card(card, missing="This image cannot be shown.")
+        alt_text_caption(card)
     with right:
         st.markdown(f"**{FILTER_QUESTION}**")
         st.caption(f"image {dispute.image_id} · {dispute.yes} yes / {dispute.no} no")

@@ -13,13 +13,14 @@ from relcurate.db.models import Role
 from relcurate.labeling_ui.auth import admin_change_problem
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import set_flash, show_flash
 
 ROLES = [r.value for r in Role]
 FLASH_KEY = "admin_flash"
 
 
 def _done(message: str) -> None:
-    st.session_state[FLASH_KEY] = message
+    set_flash(FLASH_KEY, message)  # raw text: show_flash escapes it
     st.rerun()
 
 
@@ -48,7 +49,7 @@ def _add_user(ctx: PageContext) -> None:
     except accounts.AccountError as exc:
         st.error(escape_md(exc))
         return
-    _done(f"Added {escape_md(username.strip())} as {role}.")
+    _done(f"Added {username.strip()} as {role}.")
 
 
 def _change_user(ctx: PageContext, users: list) -> None:
@@ -71,7 +72,7 @@ def _change_user(ctx: PageContext, users: list) -> None:
                     accounts.set_role(ctx.ws.engine, target, role)
                 if active != bool(user.active):
                     accounts.set_active(ctx.ws.engine, target, active)
-                _done(f"Updated {escape_md(target)}: role {role}, {'active' if active else 'disabled'}.")
+                _done(f"Updated {target}: role {role}, {'active' if active else 'disabled'}.")
 
     with st.form("admin_reset_password", clear_on_submit=True):
         st.markdown(f"**Reset the password of** {escape_md(target)}")
@@ -82,14 +83,12 @@ def _change_user(ctx: PageContext, users: list) -> None:
             except accounts.AccountError as exc:
                 st.error(escape_md(exc))
             else:
-                _done(f"Password of {escape_md(target)} changed.")
+                _done(f"Password of {target} changed.")
 
 
 def render(ctx: PageContext) -> None:
     st.title("Users")
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        st.success(flash)
+    show_flash(FLASH_KEY)
     users = accounts.list_users(ctx.ws.engine)
     st.dataframe(users_table(users), hide_index=True)
     left, right = st.columns(2)

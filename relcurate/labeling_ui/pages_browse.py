@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import math
-import posixpath
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from relcurate.curation.catalog.redact import redact_location
 from relcurate.curation.catalog.browse import ImageCard, get_image, image_sources, list_images
-from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, display_bytes, thumbnail_bytes
+from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES
 from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import image_card, image_tile, label_of
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -35,18 +33,6 @@ def _select(image_id: int | None) -> None:
     st.session_state[K_SELECTED] = image_id
 
 
-def label_of(card: ImageCard) -> str:
-    """What to show under a thumbnail: the alt-text, else the source's file name (raw, unescaped)."""
-    if card.alt_text and card.alt_text.strip():
-        return card.alt_text
-    return posixpath.basename(card.source_uri.rstrip("/")) or card.source_uri
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _large(original: str | None, thumb: str | None) -> bytes | None:
-    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
-
-
 def _detail(ctx: PageContext, image_id: int) -> None:
     card = get_image(ctx.ws, image_id)
     if card is None:
@@ -55,11 +41,7 @@ def _detail(ctx: PageContext, image_id: int) -> None:
     with st.container(border=True, key="browse_detail"):
         left, right = st.columns([3, 2])
         with left:
-            data = _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None)
-            if data:
-                show_image(data, alt=card.alt_text, width="content")
-            else:
-                st.info(f"No image to show (status: {card.status}).")
+            image_card(card, missing=f"No image to show (status: {card.status}).", width="content")
         with right:
             st.button("Close", key="browse_close", icon=":material/close:", on_click=_select, args=(None,))
             st.markdown(f"**Alt-text:** {escape_md(card.alt_text) if card.alt_text else '—'}")
@@ -79,13 +61,7 @@ def _detail(ctx: PageContext, image_id: int) -> None:
 
 def _tile(card: ImageCard) -> None:
     with st.container(border=True):
-        data = thumbnail_bytes(card.thumb)
-        if data:
-            show_image(data, alt=card.alt_text)
-        else:
-            reason = f": {card.quarantine_reason}" if card.quarantine_reason else ""
-            st.caption(escape_md(f"[{card.status}{reason}]"))
-        st.caption(escape_md(label_of(card), max_len=90))
+        image_tile(card, label_of(card), max_len=90, with_alt=True, with_reason=True)
         st.button("Open", key=f"browse_open_{card.id}", on_click=_select, args=(card.id,),
                   type="tertiary", icon=":material/open_in_full:")
 

@@ -1,4 +1,4 @@
-"""Dashboard: where the workspace stands (counts from curation.stats.workspace_stats)."""
+"""Dashboard: where the workspace stands (counts from curation.catalog.stats.workspace_stats)."""
 from __future__ import annotations
 
 import altair as alt

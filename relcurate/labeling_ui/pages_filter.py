@@ -23,11 +23,9 @@ import streamlit as st
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.labeling.guidelines import list_examples
-from relcurate.curation.catalog.image_bytes import display_bytes, thumbnail_bytes
 from relcurate.models.protocols import FILTER_QUESTION
-from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import alt_text_caption, image_card, image_tile, set_flash, show_flash
 
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
 K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead time)
@@ -56,11 +54,6 @@ def keys_script(dwell_ms: int) -> str:
     return f"<script>{body}</script>"
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _large(original: str | None, thumb: str | None) -> bytes | None:
-    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
-
-
 @st.cache_data(ttl=SYNC_EVERY_S, show_spinner=False)
 def _sync(root: str, db_url: str) -> int:
     """Pool newly ingested images, at most every SYNC_EVERY_S per process (cheap when none)."""
@@ -83,7 +76,7 @@ def _decide(ctx: PageContext, task: leases.Task, answer: str) -> None:
         res = labels.record_label(ctx.ws.engine, image_id=task.image_id, user_id=ctx.user.id, answer=answer,
                                   request_id=task.request_id, lead_time_ms=lead_ms)
     except labels.LabelError as exc:
-        st.session_state[K_FLASH] = str(exc)
+        set_flash(K_FLASH, exc, "warning")
         return
     if not res.duplicate:
         st.session_state.setdefault(K_UNDO, []).append(res.label_id)
@@ -95,7 +88,7 @@ def _undo(ctx: PageContext, label_id: int) -> None:
     if label_id in stack:  # a double press finds it gone already
         stack.remove(label_id)
     if not res.undone and res.reason != "already undone":
-        st.session_state[K_FLASH] = f"Could not undo: {res.reason}."
+        set_flash(K_FLASH, f"Could not undo: {res.reason}.", "warning")
 
 
 def _guidelines(ctx: PageContext) -> None:
@@ -114,13 +107,8 @@ def _guidelines(ctx: PageContext) -> None:
             st.markdown(f"**{title}**")
             cols = st.columns(2)  # the panel is narrow: two thumbnails a row stay legible
             for i, ex in enumerate(chosen[:6]):
-                card = get_image(ctx.ws, ex.image_id)
-                data = thumbnail_bytes(card.thumb) if card else None
                 with cols[i % 2]:
-                    if data:
-                        show_image(data)
-                    if ex.note:
-                        st.caption(escape_md(ex.note, max_len=200))
+                    image_tile(get_image(ctx.ws, ex.image_id), ex.note or None, max_len=200)
 
 
 def _progress(ctx: PageContext) -> None:
@@ -135,9 +123,7 @@ def _progress(ctx: PageContext) -> None:
 def render(ctx: PageContext) -> None:
     st.title("Filter labeling")
     _sync(str(ctx.ws.root), ctx.ws.db_url)
-    flash = st.session_state.pop(K_FLASH, None)
-    if flash:
-        st.warning(escape_md(flash))
+    show_flash(K_FLASH)
     task = leases.next_task(ctx.ws.engine, ctx.user.id)
     stack: list[int] = st.session_state.get(K_UNDO, [])
 
@@ -169,12 +155,6 @@ def _image(ctx: PageContext, task: leases.Task | None) -> None:
     if task.request_id not in st.session_state.get(K_SHOWN, {}):
         st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
     card = get_image(ctx.ws, task.image_id)
-    data = _large(str(card.original) if card and card.original else None,
-                  str(card.thumb) if card and card.thumb else None) if card else None
     with st.container(key="filter_image"):
-        if data:
-            show_image(data, alt=card.alt_text)
-        else:
-            st.info("This image cannot be shown; press Skip.")
-    if card is not None and card.alt_text:
-        st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
+        image_card(card, missing="This image cannot be shown; press Skip.")
+    alt_text_caption(card)

@@ -2,26 +2,25 @@
 candidates by browsing, "more like this group" or "images like this one", split oversized groups,
 compare two curators' groupings.
 
-All rules live in curation.groups / curation.group_search; this page only lays them out. Every
-write runs in a button callback (one transaction), so the rerun it triggers already shows the
+All rules live in curation.groups (membership, splitting, group_search); this page only lays them
+out. Every write runs in a button callback (one library call, one transaction), so the rerun it triggers already shows the
 result, and a refused action comes back as a message instead of a traceback.
 """
 from __future__ import annotations
 
-import posixpath
 from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
-from relcurate.curation.groups import group_search as gs, membership as gr
+from relcurate.curation.groups import group_search as gs, membership as gr, splitting
 from relcurate.curation.catalog.browse import ImageCard
 from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, thumbnail_bytes
-from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import clear_flash, image_tile, label_of, set_flash, show_flash
 
 PAGE_SIZE = 15
 COLUMNS = 5
@@ -45,14 +44,16 @@ def _act(ctx: PageContext, fn: Callable, *args, done: str | None = None, select:
     """Run one library write in its own transaction and keep a message for the next render;
     `select`: the write returns a new group, which becomes the selected one."""
     try:
-        with session_scope(ctx.ws.engine) as s:
-            out = fn(s, *args, **kwargs)
+        out = fn(ctx.ws, *args, **kwargs)
     except (gr.GroupError, ValueError) as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     if select:
         st.session_state[K_GROUP] = out.id
-    st.session_state[K_FLASH] = ("success", done) if done else None
+    if done:
+        set_flash(K_FLASH, done)
+    else:
+        clear_flash(K_FLASH)
 
 
 def _start(ctx: PageContext, image_id: int) -> None:
@@ -66,37 +67,18 @@ def _new_empty(ctx: PageContext) -> None:
 
 def _split(ctx: PageContext, gid: int, parts: list[list[int]]) -> None:
     try:
-        with session_scope(ctx.ws.engine) as s:
-            kids = gr.split_group(s, gid, parts, created_by=ctx.user.id)
+        kids = splitting.split_group(ctx.ws, gid, parts, created_by=ctx.user.id)
     except gr.GroupError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     st.session_state[K_GROUP] = kids[0].id
-    st.session_state[K_FLASH] = ("success", f"Split #{gid} into " + ", ".join(f"#{k.id}" for k in kids) + ".")
-
-
-def _flash() -> None:
-    msg = st.session_state.pop(K_FLASH, None)
-    if msg:
-        kind, text = msg
-        (st.error if kind == "error" else st.success)(escape_md(text))
+    set_flash(K_FLASH, f"Split #{gid} into " + ", ".join(f"#{k.id}" for k in kids) + ".")
 
 
 # --- pieces ----------------------------------------------------------------------------------
 
-def label_of(card: ImageCard) -> str:
-    if card.alt_text and card.alt_text.strip():
-        return card.alt_text
-    return posixpath.basename(card.source_uri.rstrip("/")) or card.source_uri
-
-
 def _thumb(card: ImageCard) -> None:
-    data = thumbnail_bytes(card.thumb)
-    if data:
-        show_image(data)
-    else:
-        st.caption(escape_md(f"[{card.status}]"))
-    st.caption(f"#{card.id} · " + escape_md(label_of(card), max_len=70))
+    image_tile(card, label_of(card), prefix=f"#{card.id} · ", max_len=70)
 
 
 def _in_groups(refs: list[gr.GroupRef]) -> None:
@@ -112,14 +94,10 @@ def _group_label(g: gr.GroupSummary) -> str:
 def _picker(ctx: PageContext) -> int | None:
     c1, c2, c3 = st.columns([1, 3, 1], vertical_alignment="bottom")
     status = c1.selectbox("Groups with status", (ALL, *[s.value for s in GroupStatus]), key=K_LIST_STATUS)
-    with read_scope(ctx.ws.engine) as s:
-        listed = gr.list_groups(s, status=None if status == ALL else status)
-        selected = st.session_state.get(K_GROUP)
-        if selected is not None and selected not in {g.id for g in listed}:
-            try:  # keep the group being edited in the list even when the filter hides it
-                listed.append(gr.group_summary(s, selected))
-            except gr.GroupError:
-                pass  # gone: the selectbox falls back to "none" below
+    selected = st.session_state.get(K_GROUP)
+    # include: keep the group being edited listed even when the filter hides it (a deleted one
+    # is left out, and the selectbox falls back to "none" below)
+    listed = gr.list_groups(ctx.ws, status=None if status == ALL else status, include=selected)
     labels = {g.id: _group_label(g) for g in listed}
     options = [None, *labels]
     # Not a keyed widget: the browser keeps a selectbox's value as its *label*, and ours change
@@ -169,16 +147,13 @@ def _like(image_id: int) -> None:
 
 def _group_panel(ctx: PageContext, gid: int) -> tuple[list[int], bool]:
     """The selected group's editor; returns (member ids, whether members may change)."""
-    with read_scope(ctx.ws.engine) as s:
-        try:
-            g = gr.group_summary(s, gid)
-        except gr.GroupError as exc:
-            st.error(escape_md(exc))
-            return [], False
-        ids = gr.member_ids(s, gid)
-        refs = gr.groups_of_images(s, ids, exclude_group=gid)
-        problems = gr.member_problems(s, ids)
-        targets = [g2 for g2 in gr.list_groups(s) if g2.id != gid and g2.status in gr.EDITABLE]
+    try:
+        detail = gr.group_detail(ctx.ws, gid)
+    except gr.GroupError as exc:
+        st.error(escape_md(exc))
+        return [], False
+    g, ids, refs = detail.summary, detail.member_ids, detail.other_groups
+    problems, targets = detail.problems, detail.move_targets
     cards = gs.image_cards(ctx.ws, ids)
     editable = g.status in gr.EDITABLE
     with st.container(border=True, key="grp_panel"):
@@ -232,7 +207,7 @@ def _split_panel(ctx: PageContext, gid: int, ids: list[int], cards: list[ImageCa
             vectors = gs.split_vectors(ctx.ws, ids)
         if vectors is None:
             st.caption("Some images have no vector yet (not downloaded?); parts follow the order instead.")
-    parts = gr.suggest_split(ids, vectors)
+    parts = splitting.suggest_split(ids, vectors)
     by_id = {c.id: c for c in cards}
     for n, part in enumerate(parts, 1):
         st.caption(f"Part {n}: {len(part)} images — " + ", ".join(f"#{i}" for i in part))
@@ -240,7 +215,8 @@ def _split_panel(ctx: PageContext, gid: int, ids: list[int], cards: list[ImageCa
         for col, image_id in zip(cols, part):
             data = thumbnail_bytes(by_id[image_id].thumb) if image_id in by_id else None
             if data:
-                col.image(data, width="stretch")
+                with col:
+                    show_image(data)
     st.button(f"Split into {len(parts)} groups", key="grp_split", type="primary", icon=":material/call_split:",
               on_click=_split, args=(ctx, gid, parts))
 
@@ -274,8 +250,7 @@ def _candidate_grid(ctx: PageContext, section: str, cards: list[ImageCard], gid:
     if not cards:
         st.info("No images match.")
         return
-    with read_scope(ctx.ws.engine) as s:
-        refs = gr.groups_of_images(s, [c.id for c in cards], exclude_group=gid)
+    refs = gr.groups_of_images(ctx.ws, [c.id for c in cards], exclude_group=gid)
     for row in range(0, len(cards), COLUMNS):
         for col, card in zip(st.columns(COLUMNS), cards[row:row + COLUMNS]):
             with col, st.container(border=True):
@@ -364,8 +339,7 @@ def _move_page(delta: int) -> None:
 # --- agreement -------------------------------------------------------------------------------
 
 def _compare(ctx: PageContext) -> None:
-    with read_scope(ctx.ws.engine) as s:
-        curators = gr.curators_with_groups(s)
+    curators = gr.curators_with_groups(ctx.ws)
     if len(curators) < 2:
         st.caption("Needs groups from at least two curators.")
         return
@@ -376,8 +350,7 @@ def _compare(ctx: PageContext) -> None:
     b = c2.selectbox("Compared curator", ids, index=1, key="grp_cmp_b", format_func=labels.get)
     universe = c3.radio("Images", ("common", "union"), key="grp_cmp_universe", horizontal=True,
                         help="common: only images both curators grouped")
-    with read_scope(ctx.ws.engine) as s:
-        m = gr.compare_curators(s, a, b, universe=universe)
+    m = gr.compare_curators(ctx.ws, a, b, universe=universe)
     rows = [("pairwise precision", m["precision"]), ("pairwise recall", m["recall"]), ("pairwise F1", m["f1"]),
             ("adjusted Rand index", m["ari"]), ("images compared", m["n_images"])]
     st.dataframe(pd.DataFrame([(k, f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in rows],
@@ -386,7 +359,7 @@ def _compare(ctx: PageContext) -> None:
 
 def render(ctx: PageContext) -> None:
     st.title("Seed groups")
-    _flash()
+    show_flash(K_FLASH)
     gid = _picker(ctx)
     members, can_add = _group_panel(ctx, gid) if gid is not None else ([], False)
     _candidates(ctx, gid, members, can_add)

@@ -7,16 +7,15 @@ import streamlit as st
 from relcurate.curation.labeling import guidelines, leases
 from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.labeling.task_order import strategy_names
-from relcurate.curation.catalog.image_bytes import thumbnail_bytes
 from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 
 K_FLASH = "label_admin_flash"
 
 
 def _done(message: str) -> None:
-    st.session_state[K_FLASH] = message
+    set_flash(K_FLASH, message)
     st.rerun()
 
 
@@ -99,11 +98,8 @@ def _examples(ctx: PageContext) -> None:
     cols = st.columns(6)
     for i, ex in enumerate(examples):
         with cols[i % 6]:
-            card = get_image(ctx.ws, ex.image_id)
-            data = thumbnail_bytes(card.thumb) if card else None
-            if data:
-                show_image(data)
-            st.caption(escape_md(f"#{ex.image_id} clear {ex.answer}" + (f": {ex.note}" if ex.note else ""), max_len=120))
+            image_tile(get_image(ctx.ws, ex.image_id), f"#{ex.image_id} clear {ex.answer}"
+                       + (f": {ex.note}" if ex.note else ""), max_len=120)
             if st.button("Unpin", key=f"la_unpin_{ex.image_id}", type="tertiary"):
                 guidelines.unpin_example(ctx.ws.engine, ex.image_id)
                 _done(f"Image {ex.image_id} unpinned.")
@@ -111,9 +107,7 @@ def _examples(ctx: PageContext) -> None:
 
 def render(ctx: PageContext) -> None:
     st.title("Labeling setup")
-    flash = st.session_state.pop(K_FLASH, None)
-    if flash:
-        st.success(escape_md(flash))
+    show_flash(K_FLASH)
     left, right = st.columns(2, gap="large")
     with left:
         _settings(ctx)

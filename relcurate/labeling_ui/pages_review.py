@@ -2,7 +2,7 @@
 checker's findings updating as you type, and accept / save edit / reject with a reason. Per-image
 captions are reviewed on the same page from a reproducible random sample.
 
-Everything the reviewer does is a `CaptionReview` event written by curation.captions (which also
+Everything the reviewer does is a `CaptionReview` event written by curation.groups.captions (which also
 enforces the rules); the page only lays things out. Caption text from models or people is shown
 escaped (a "<script>" caption reads as those characters) except inside the text box, which is a
 plain input. Keyboard: A accept, E save edit, X reject, N / P next / previous (not while typing).
@@ -16,11 +16,9 @@ import streamlit as st
 
 from relcurate.curation.groups import captions as cap
 from relcurate.curation.groups.anonymity import CaptionCheck
-from relcurate.curation.catalog.image_bytes import thumbnail_bytes
-from relcurate.db.engine import read_scope, session_scope
 from relcurate.labeling_ui.escaping import escape_md
-from relcurate.labeling_ui.images import show_image
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 from relcurate.workspace import Workspace
 
 MODES = ("Group captions", "Image captions (sample)")
@@ -36,13 +34,6 @@ class Target:
 
     kind: str  # "group" | "image"
     id: int  # group id or caption id
-
-
-def _flash() -> None:
-    msg = st.session_state.pop(K_FLASH, None)
-    if msg:
-        kind, text = msg
-        (st.error if kind == "error" else st.success)(escape_md(text))
 
 
 def text_key(item: cap.ReviewItem) -> str:
@@ -90,18 +81,17 @@ def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[
     force = bool(st.session_state.get(f"rev_force_{key}", False))
     reason = st.session_state.get(f"rev_reason_{key}", "")
     try:
-        with session_scope(ctx.ws.engine) as s:
-            if item.caption is None:
-                out = cap.write_and_review(s, item.group.id, text, action, user_id=ctx.user.id, allow_errors=force)
-            else:
-                out = cap.review_caption(s, item.caption.id, action, user_id=ctx.user.id, text=text,
-                                         reason=reason, allow_errors=force)
+        if item.caption is None:
+            out = cap.write_and_review(ctx.ws, item.group.id, text, action, user_id=ctx.user.id, allow_errors=force)
+        else:
+            out = cap.review_caption(ctx.ws, item.caption.id, action, user_id=ctx.user.id, text=text,
+                                     reason=reason, allow_errors=force)
     except cap.CaptionError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
     verb = {"accept": "Accepted", "edit": "Saved", "reject": "Rejected"}[action]
     what = f"group #{target.id}" if target.kind == "group" else f"caption #{target.id}"
-    st.session_state[K_FLASH] = ("success", f"{verb} the caption of {what}." if out.changed else "Nothing changed.")
+    set_flash(K_FLASH, f"{verb} the caption of {what}." if out.changed else "Nothing changed.")
     if action in ("accept", "reject") and out.changed:
         nxt = _next_after(order, target.id)
         if nxt is not None:
@@ -109,16 +99,15 @@ def _review(ctx: PageContext, item: cap.ReviewItem, target: Target, order: list[
 
 
 def _propose(ctx: PageContext, group_id: int) -> None:
-    with read_scope(ctx.ws.engine) as s:
-        spec = cap.latest_captioner(s)
+    spec = cap.latest_captioner(ctx.ws)
     try:
         model = _captioner(str(ctx.ws.root), ctx.ws, spec) if spec else None
         cap.propose_with_model(ctx.ws, group_id, model, model_version_id=spec.model_version_id if spec else None,
                                user_id=ctx.user.id)
     except cap.CaptionError as exc:
-        st.session_state[K_FLASH] = ("error", str(exc))
+        set_flash(K_FLASH, exc, "error")
         return
-    st.session_state[K_FLASH] = ("success", f"The captioner proposed a caption for group #{group_id}.")
+    set_flash(K_FLASH, f"The captioner proposed a caption for group #{group_id}.")
 
 
 @st.cache_resource(show_spinner="Loading the captioner…", max_entries=1)
@@ -136,12 +125,7 @@ def _images(item: cap.ReviewItem) -> None:
     for row in range(0, len(item.members), COLUMNS):
         for col, card in zip(st.columns(COLUMNS), item.members[row:row + COLUMNS]):
             with col:
-                data = thumbnail_bytes(card.thumb)
-                if data:
-                    show_image(data)
-                else:
-                    st.caption(escape_md(f"[{card.status}]"))
-                st.caption(f"#{card.id} · " + (escape_md(card.alt_text, max_len=120) if card.alt_text else "no alt-text"))
+                image_tile(card, card.alt_text or "no alt-text", prefix=f"#{card.id} · ", max_len=120)
 
 
 @st.fragment
@@ -197,21 +181,20 @@ def _load(ws: Workspace, target: Target) -> cap.ReviewItem:
 def _queue(ctx: PageContext) -> tuple[str, list[int]]:
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     mode = c1.radio("Review", MODES, key=K_MODE, horizontal=True)
-    with read_scope(ctx.ws.engine) as s:
-        if mode == MODES[0]:
-            queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE)
-            return "group", cap.group_queue(s, queue)
-        st.session_state.setdefault(K_SAMPLE_N, 20)
-        st.session_state.setdefault(K_SEED, 0)
-        n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N)
-        seed = c3.number_input("Sample seed", min_value=0, key=K_SEED)
-        # status=None: the sample must not change as its captions get reviewed
-        return "image", cap.sample_image_captions(s, int(n), seed=int(seed), status=None)
+    if mode == MODES[0]:
+        queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE)
+        return "group", cap.group_queue(ctx.ws, queue)
+    st.session_state.setdefault(K_SAMPLE_N, 20)
+    st.session_state.setdefault(K_SEED, 0)
+    n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N)
+    seed = c3.number_input("Sample seed", min_value=0, key=K_SEED)
+    # status=None: the sample must not change as its captions get reviewed
+    return "image", cap.sample_image_captions(ctx.ws, int(n), seed=int(seed), status=None)
 
 
 def render(ctx: PageContext) -> None:
     st.title("Caption review")
-    _flash()
+    show_flash(K_FLASH)
     kind, order = _queue(ctx)
     if not order:
         st.info("Nothing in this queue." if kind == "group" else "No per-image captions to review.")
@@ -248,8 +231,7 @@ def render(ctx: PageContext) -> None:
 
 
 def _no_caption(ctx: PageContext, item: cap.ReviewItem) -> None:
-    with read_scope(ctx.ws.engine) as s:
-        spec = cap.latest_captioner(s)
+    spec = cap.latest_captioner(ctx.ws)
     if spec is None:
         st.info("No captioner model is configured: write the caption yourself.")
         return

@@ -21,7 +21,7 @@ from relcurate.accounts import create_user
 from relcurate.curation.groups.membership import create_group
 from relcurate.curation.ingest.pipeline import ingest_source
 from relcurate.db.engine import session_scope
-from relcurate.db.models import Caption, CaptionStatus, GroupStatus, Image, ImageSource, NearDuplicate
+from relcurate.db.models import Caption, CaptionStatus, GroupStatus, ImageSource, NearDuplicate, SeedGroup
 from relcurate.workspace import Workspace
 
 PASSWORD = "password-123"
@@ -74,9 +74,11 @@ def build_curated(ws: Workspace, tmp: Path) -> Curated:
         ("g5", ["p13", "p14", "p15"], "accepted", GroupStatus.rejected),
         ("g6", ["p16", "p17", "p18"], "proposed", GroupStatus.complete),
     ]
+    made = {name: create_group(ws, name, [cur.ids[m] for m in members], note=f"note {name}").id
+            for name, members, _, _ in specs}
     with session_scope(ws.engine) as s:
         for name, members, cap_status, status in specs:
-            g = create_group(s, name, [cur.ids[m] for m in members], note=f"note {name}")
+            g = s.get(SeedGroup, made[name])
             g.status = status  # set directly: member checks would refuse the pending URL image
             s.add(g)
             s.add(Caption(group_id=g.id, text=f'The {{Object}} of group {name} in "{{Place}}" — ünïcode',
@@ -87,11 +89,6 @@ def build_curated(ws: Workspace, tmp: Path) -> Curated:
             s.add(Caption(image_id=cur.ids[key], text=text, source="human", status=CaptionStatus.accepted))
         s.add(Caption(image_id=cur.ids["p21"], text="Not accepted {Y}.", source="model", status=CaptionStatus.proposed))
     return cur
-
-
-def image_row(ws: Workspace, image_id: int) -> Image:
-    with session_scope(ws.engine) as s:
-        return s.get(Image, image_id)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -13,12 +13,12 @@ from sqlmodel import select
 from relcurate.accounts import create_user
 from relcurate.curation.demo import synthetic
 from relcurate.curation.ingest.dedup import record_near_duplicates
-from relcurate.curation.groups.membership import create_group, propose_caption
+from relcurate.curation.groups import captions, membership
 from relcurate.curation.ingest.store_writes import ingest_items
 from relcurate.curation.labeling.leases import sync_pool
 from relcurate.curation.ingest.sources import SourceItem, file_uri
 from relcurate.db.engine import session_scope
-from relcurate.db.models import GroupStatus, Image, ImageSource, SeedGroup, User
+from relcurate.db.models import GroupStatus, Image, ImageSource, User
 from relcurate.workspace import Workspace
 
 GROUPS_PER_TEMPLATE = 2
@@ -78,17 +78,21 @@ def _annotate_ground_truth(ws: Workspace, items: list[SourceItem], images: list[
 
 
 def _make_groups(ws: Workspace, group_sets, ids: dict[str, int]) -> int:
+    """One group per (template, set), each with its ground-truth caption; a rerun skips groups
+    already made and only adds a caption that a crash between the two writes left out."""
     made = 0
-    with session_scope(ws.engine) as s:
-        for (template, g), members in group_sets.items():
-            key = f"demo:{template}:{g}"
-            if s.exec(select(SeedGroup.id).where(SeedGroup.source == key)).first() is not None:
-                continue
-            group = create_group(s, f"{template} #{g + 1}", [ids[m.key] for m in members],
-                                 status=GroupStatus.complete, source=key,
-                                 note=f"synthetic relation: {template}")
-            propose_caption(s, group.id, members[0].anonymous_caption, source="ground_truth")
+    existing = {g.source: g.id for g in membership.list_groups(ws) if g.source.startswith("demo:")}
+    for (template, g), members in group_sets.items():
+        key = f"demo:{template}:{g}"
+        gid = existing.get(key)
+        if gid is not None and captions.current_caption(ws, gid) is not None:
+            continue
+        if gid is None:
+            gid = membership.create_group(ws, f"{template} #{g + 1}", [ids[m.key] for m in members],
+                                          status=GroupStatus.complete, source=key,
+                                          note=f"synthetic relation: {template}").id
             made += 1
+        captions.add_group_caption(ws, gid, members[0].anonymous_caption, source="ground_truth")
     return made
 
 

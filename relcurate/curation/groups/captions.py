@@ -9,7 +9,9 @@ accepted: accepting another rejects the old one with reason "superseded by capti
 
 Accepting runs the anonymity checker against the members' alt-texts and refuses a caption with
 errors unless ``allow_errors=True`` (a reviewer may overrule a false alarm; the event says so).
-Group status follows its captions (see ``groups.sync_status_with_captions``).
+Group status follows its captions (see ``membership._sync_status_with_captions``). Public functions
+take a `Workspace` or `Engine` and own their transaction; the `Session`-taking ``_helpers`` are
+for this package's modules that compose them (splitting).
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from sqlmodel import Session, select
 from relcurate.curation.groups import membership as groups_mod
 from relcurate.curation.groups.anonymity import CaptionCheck, check_caption, normalise_caption
 from relcurate.curation.catalog.browse import ImageCard
-from relcurate.curation.groups.group_search import image_cards
+from relcurate.curation.groups.group_search import _image_cards
+from relcurate.curation.store_scopes import Store, reading, writing
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
     Caption,
@@ -43,7 +46,6 @@ from relcurate.db.models import (
 from relcurate.models.protocols import Captioner
 from relcurate.workspace import Workspace
 
-ACTIONS = ("propose", "edit", "accept", "reject")
 # Review queues of group captions (what the reviewer page offers).
 QUEUES = ("to review", "uncaptioned", "accepted", "rejected", "all")
 _REVIEWABLE_GROUPS = (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified)
@@ -114,21 +116,21 @@ def _clean(text: str | None) -> str:
 
 # --- proposing ---------------------------------------------------------------------------------
 
-def add_group_caption(session: Session, group_id: int, text: str, *, source: str,
+def _add_group_caption(session: Session, group_id: int, text: str, *, source: str,
                       user_id: int | None = None, model_version_id: int | None = None) -> Caption:
     """A new proposed caption for a group (source: model | human | import | split | ground_truth)."""
-    groups_mod.get_group(session, group_id)
+    groups_mod._get_group(session, group_id)
     cap = Caption(group_id=group_id, text=_clean(text), source=source, status=CaptionStatus.proposed,
                   model_version_id=model_version_id)
     session.add(cap)
     session.flush()
     session.add(CaptionReview(caption_id=cap.id, user_id=user_id, action="propose", text=cap.text))
-    groups_mod.sync_status_with_captions(session, group_id)
+    groups_mod._sync_status_with_captions(session, group_id)
     session.flush()
     return cap
 
 
-def add_image_caption(session: Session, image_id: int, text: str, *, source: str,
+def _add_image_caption(session: Session, image_id: int, text: str, *, source: str,
                       model_version_id: int | None = None) -> Caption:
     """A proposed caption for one image (the per-image captioner's output)."""
     cap = Caption(image_id=image_id, text=_clean(text), source=source, status=CaptionStatus.proposed,
@@ -161,20 +163,20 @@ def propose_with_model(ws: Workspace, group_id: int, captioner: Captioner | None
     if captioner is None:
         raise CaptionError("no captioner model is configured; write the caption yourself")
     with read_scope(ws.engine) as s:
-        summary = groups_mod.group_summary(s, group_id)
+        summary = groups_mod._group_summary(s, group_id)
     if summary.n_members < 1:
         raise CaptionError(f"group #{group_id} has no images")
     text = captioner.caption_group(group_images(ws, group_id))
     if not normalise_caption(text or ""):
         raise CaptionError("the captioner returned an empty caption")
     with session_scope(ws.engine) as s:
-        return _view(add_group_caption(s, group_id, text, source="model", user_id=user_id,
+        return _view(_add_group_caption(s, group_id, text, source="model", user_id=user_id,
                                        model_version_id=model_version_id))
 
 
 # --- reviewing ---------------------------------------------------------------------------------
 
-def alt_texts_of_images(session: Session, image_ids: Sequence[int]) -> list[str]:
+def _alt_texts_of_images(session: Session, image_ids: Sequence[int]) -> list[str]:
     """Alt-texts / original captions of these images (image rows and all their sources)."""
     if not image_ids:
         return []
@@ -185,11 +187,11 @@ def alt_texts_of_images(session: Session, image_ids: Sequence[int]) -> list[str]
 
 def _subject_images(session: Session, cap: Caption) -> list[int]:
     if cap.group_id is not None:
-        return groups_mod.member_ids(session, cap.group_id)
+        return groups_mod._member_ids(session, cap.group_id)
     return [cap.image_id] if cap.image_id is not None else []
 
 
-def review_caption(session: Session, caption_id: int, action: str, *, user_id: int | None,
+def _review_caption(session: Session, caption_id: int, action: str, *, user_id: int | None,
                    text: str | None = None, reason: str | None = None,
                    allow_errors: bool = False) -> ReviewOutcome:
     """Apply one reviewer action: ``accept`` (optionally with edited `text`), ``edit`` (`text`
@@ -217,7 +219,7 @@ def review_caption(session: Session, caption_id: int, action: str, *, user_id: i
         if action == "edit" and text is None:
             raise CaptionError("an edit needs the new text")
         if action == "accept":
-            found = check_caption(new_text, alt_texts=alt_texts_of_images(session, _subject_images(session, cap)))
+            found = check_caption(new_text, alt_texts=_alt_texts_of_images(session, _subject_images(session, cap)))
             if not found.ok and not allow_errors:
                 codes = ", ".join(sorted({f.code for f in found.errors}))
                 raise CaptionError(f"the anonymity check found errors ({codes}); fix them or accept anyway")
@@ -236,7 +238,7 @@ def review_caption(session: Session, caption_id: int, action: str, *, user_id: i
     session.add(cap)
     session.flush()
     if cap.group_id is not None and events:
-        groups_mod.sync_status_with_captions(session, cap.group_id)
+        groups_mod._sync_status_with_captions(session, cap.group_id)
     return ReviewOutcome(_view(cap), events)
 
 
@@ -252,18 +254,18 @@ def _supersede_others(session: Session, cap: Caption, user_id: int | None) -> No
                                   reason=f"superseded by caption #{cap.id}"))
 
 
-def write_and_review(session: Session, group_id: int, text: str, action: str, *, user_id: int | None,
+def _write_and_review(session: Session, group_id: int, text: str, action: str, *, user_id: int | None,
                      allow_errors: bool = False) -> ReviewOutcome:
     """A reviewer writes a caption for a group that has none: proposed by them, then `action`
     ("accept", or "edit" to only save it)."""
-    cap = add_group_caption(session, group_id, text, source="human", user_id=user_id)
+    cap = _add_group_caption(session, group_id, text, source="human", user_id=user_id)
     if action == "edit":
         return ReviewOutcome(_view(cap), ["propose"])
-    out = review_caption(session, cap.id, action, user_id=user_id, allow_errors=allow_errors)
+    out = _review_caption(session, cap.id, action, user_id=user_id, allow_errors=allow_errors)
     return ReviewOutcome(out.caption, ["propose", *out.events])
 
 
-def history(session: Session, caption_id: int) -> list[ReviewEvent]:
+def _history(session: Session, caption_id: int) -> list[ReviewEvent]:
     q = (select(CaptionReview, User.username).outerjoin(User, User.id == CaptionReview.user_id)
          .where(CaptionReview.caption_id == caption_id).order_by(CaptionReview.id))
     return [ReviewEvent(e.id, e.caption_id, e.action, e.text, e.reason, e.user_id, name, e.created_at)
@@ -272,14 +274,14 @@ def history(session: Session, caption_id: int) -> list[ReviewEvent]:
 
 # --- reading for exports and the review page ---------------------------------------------------
 
-def accepted_caption(session: Session, group_id: int) -> str | None:
+def _accepted_caption(session: Session, group_id: int) -> str | None:
     """The accepted caption of a group: the text exports use (None when there is none)."""
     return session.exec(select(Caption.text).where(Caption.group_id == group_id,
                                                    Caption.status == CaptionStatus.accepted)
                         .order_by(Caption.id.desc())).first()
 
 
-def accepted_group_captions(session: Session) -> dict[int, str]:
+def _accepted_group_captions(session: Session) -> dict[int, str]:
     """group id -> accepted caption, for every group that has one."""
     rows = session.exec(select(Caption.group_id, Caption.text).where(Caption.group_id.is_not(None),
                                                                      Caption.status == CaptionStatus.accepted)
@@ -287,7 +289,7 @@ def accepted_group_captions(session: Session) -> dict[int, str]:
     return {gid: text for gid, text in rows}  # newest wins if a legacy import left two
 
 
-def current_caption(session: Session, group_id: int) -> Caption | None:
+def _current_caption(session: Session, group_id: int) -> Caption | None:
     """The caption a reviewer works on: accepted, else newest proposed, else newest rejected."""
     rows = list(session.exec(select(Caption).where(Caption.group_id == group_id).order_by(Caption.id.desc())))
     for status in (CaptionStatus.accepted, CaptionStatus.proposed, CaptionStatus.rejected):
@@ -297,7 +299,7 @@ def current_caption(session: Session, group_id: int) -> Caption | None:
     return None
 
 
-def group_queue(session: Session, queue: str = "to review") -> list[int]:
+def _group_queue(session: Session, queue: str = "to review") -> list[int]:
     """Group ids (ascending) for a review queue (see QUEUES)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; one of {QUEUES}")
@@ -320,14 +322,14 @@ def group_queue(session: Session, queue: str = "to review") -> list[int]:
 
 def group_review_item(ws: Workspace, group_id: int) -> ReviewItem:
     with read_scope(ws.engine) as s:
-        summary = groups_mod.group_summary(s, group_id)
-        ids = groups_mod.member_ids(s, group_id)
-        cap = current_caption(s, group_id)
-        return ReviewItem(summary, _view(cap) if cap else None, image_cards(ws, ids, session=s),
-                          alt_texts_of_images(s, ids), history(s, cap.id) if cap else [])
+        summary = groups_mod._group_summary(s, group_id)
+        ids = groups_mod._member_ids(s, group_id)
+        cap = _current_caption(s, group_id)
+        return ReviewItem(summary, _view(cap) if cap else None, _image_cards(s, ws, ids),
+                          _alt_texts_of_images(s, ids), _history(s, cap.id) if cap else [])
 
 
-def sample_image_captions(session: Session, n: int, *, seed: int = 0,
+def _sample_image_captions(session: Session, n: int, *, seed: int = 0,
                           status: str | None = CaptionStatus.proposed) -> list[int]:
     """A reproducible random sample of per-image caption ids (reviewers check a sample, not all)."""
     q = select(Caption.id).where(Caption.image_id.is_not(None))
@@ -344,8 +346,8 @@ def image_review_item(ws: Workspace, caption_id: int) -> ReviewItem:
         cap = s.get(Caption, caption_id)
         if cap is None or cap.image_id is None:
             raise CaptionError(f"no per-image caption #{caption_id}")
-        return ReviewItem(None, _view(cap), image_cards(ws, [cap.image_id], session=s),
-                          alt_texts_of_images(s, [cap.image_id]), history(s, cap.id))
+        return ReviewItem(None, _view(cap), _image_cards(s, ws, [cap.image_id]),
+                          _alt_texts_of_images(s, [cap.image_id]), _history(s, cap.id))
 
 
 # --- the configured captioner ------------------------------------------------------------------
@@ -359,7 +361,7 @@ class CaptionerSpec:
     adapter_path: str | None
 
 
-def latest_captioner(session: Session) -> CaptionerSpec | None:
+def _latest_captioner(session: Session) -> CaptionerSpec | None:
     """The newest registered captioner model version, or None (then people write captions)."""
     mv = session.exec(select(ModelVersion).where(ModelVersion.kind == ModelKind.captioner)
                       .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).first()
@@ -375,3 +377,67 @@ def load_captioner(ws: Workspace, spec: CaptionerSpec, **kwargs) -> Captioner:
 
     kwargs.setdefault("checker", check_caption)  # every generated caption carries its findings
     return load_model(ws, get_model_version_by_id(ws, spec.model_version_id), **kwargs)
+
+
+# --- the public API: one transaction per call ------------------------------------------------------
+
+def add_group_caption(store: Store, group_id: int, text: str, *, source: str, user_id: int | None = None,
+                      model_version_id: int | None = None) -> Caption:
+    with writing(store) as s:
+        return _add_group_caption(s, group_id, text, source=source, user_id=user_id,
+                                  model_version_id=model_version_id)
+
+
+def add_image_caption(store: Store, image_id: int, text: str, *, source: str,
+                      model_version_id: int | None = None) -> Caption:
+    with writing(store) as s:
+        return _add_image_caption(s, image_id, text, source=source, model_version_id=model_version_id)
+
+
+def review_caption(store: Store, caption_id: int, action: str, *, user_id: int | None, text: str | None = None,
+                   reason: str | None = None, allow_errors: bool = False) -> ReviewOutcome:
+    with writing(store) as s:
+        return _review_caption(s, caption_id, action, user_id=user_id, text=text, reason=reason,
+                               allow_errors=allow_errors)
+
+
+def write_and_review(store: Store, group_id: int, text: str, action: str, *, user_id: int | None,
+                     allow_errors: bool = False) -> ReviewOutcome:
+    with writing(store) as s:
+        return _write_and_review(s, group_id, text, action, user_id=user_id, allow_errors=allow_errors)
+
+
+def history(store: Store, caption_id: int) -> list[ReviewEvent]:
+    with reading(store) as s:
+        return _history(s, caption_id)
+
+
+def accepted_caption(store: Store, group_id: int) -> str | None:
+    with reading(store) as s:
+        return _accepted_caption(s, group_id)
+
+
+def accepted_group_captions(store: Store) -> dict[int, str]:
+    with reading(store) as s:
+        return _accepted_group_captions(s)
+
+
+def current_caption(store: Store, group_id: int) -> Caption | None:
+    with reading(store) as s:
+        return _current_caption(s, group_id)
+
+
+def group_queue(store: Store, queue: str = "to review") -> list[int]:
+    with reading(store) as s:
+        return _group_queue(s, queue)
+
+
+def sample_image_captions(store: Store, n: int, *, seed: int = 0,
+                          status: str | None = CaptionStatus.proposed) -> list[int]:
+    with reading(store) as s:
+        return _sample_image_captions(s, n, seed=seed, status=status)
+
+
+def latest_captioner(store: Store) -> CaptionerSpec | None:
+    with reading(store) as s:
+        return _latest_captioner(s)

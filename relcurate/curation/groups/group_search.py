@@ -91,14 +91,16 @@ def browse(ws: Workspace, flt: BrowseFilter = BrowseFilter(), *, offset: int = 0
     with read_scope(ws.engine) as s:
         total = s.exec(select(func.count()).select_from(q.subquery())).one()
         ids = list(s.exec(q.order_by(Image.id).offset(offset).limit(limit)))
-        return image_cards(ws, ids, session=s), int(total)
+        return _image_cards(s, ws, ids), int(total)
 
 
-def image_cards(ws: Workspace, image_ids: Sequence[int], *, session: Session | None = None) -> list[ImageCard]:
+def image_cards(ws: Workspace, image_ids: Sequence[int]) -> list[ImageCard]:
     """Cards for these ids in the given order (unknown ids are left out)."""
-    if session is None:
-        with read_scope(ws.engine) as s:
-            return image_cards(ws, image_ids, session=s)
+    with read_scope(ws.engine) as s:
+        return _image_cards(s, ws, image_ids)
+
+
+def _image_cards(session: Session, ws: Workspace, image_ids: Sequence[int]) -> list[ImageCard]:
     rows = {r.id: r for r in session.exec(select(Image).where(Image.id.in_(list(image_ids))))} if image_ids else {}
     return [card_of(ws, rows[i]) for i in image_ids if i in rows]
 
@@ -313,6 +315,6 @@ def like_image(ws: Workspace, image_id: int, *, space: str = BUILTIN_SPACE, k: i
 
 
 def split_vectors(ws: Workspace, member_ids: Sequence[int], *, space: str = BUILTIN_SPACE) -> np.ndarray | None:
-    """Member vectors for groups.suggest_split, or None when some member has none in the space."""
+    """Member vectors for splitting.suggest_split, or None when some member has none in the space."""
     found, vecs = vectors_of(_space(ws, space), member_ids)
     return vecs if found == list(member_ids) else None

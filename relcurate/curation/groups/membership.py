@@ -1,33 +1,34 @@
-"""Seed groups: membership, status rules, splitting oversized groups, curator agreement.
+"""Seed groups: membership, status rules, curator agreement.
 
 A seed group is 2-10 images sharing one relational logic. Rules:
 
 * Members are ordered (``GroupMember.position`` is 0..n-1 without gaps) and distinct; an image may
-  belong to several groups (:func:`groups_of_images` says which).
+  belong to several groups (``groups_of_images`` says which).
 * Members may change only while the group is ``draft`` or ``complete``; a ``complete`` group that
   an edit makes invalid falls back to ``draft``. Later states must be reopened (set to ``draft``)
   first, because their caption describes exactly these members.
 * ``complete`` (and the caption states after it) needs 2-10 distinct images, all downloaded and
-  not quarantined (:func:`check_members`). ``captioned`` needs a caption that is not rejected,
+  not quarantined (``_check_members``). ``captioned`` needs a caption that is not rejected,
   ``verified`` an accepted one; captions.py moves groups between these automatically.
-* A group of more than 10 is split (:func:`split_group`) into new groups whose ``source`` is
-  ``"split:<parent id>"``; the parent becomes ``split``. :func:`suggest_split` proposes parts.
+* A group of more than 10 is split (``splitting.split_group``) into new groups whose ``source`` is
+  ``"split:<parent id>"``; the parent becomes ``split``.
 
-Every mutation takes a `Session` (one transaction, e.g. ``db.engine.session_scope``) and locks the
+Public functions take a `Workspace` or `Engine` and run in their own transaction; the
+`Session`-taking ``_helpers`` they wrap are shared with the other modules of this package
+(captions, splitting), which compose them inside one transaction. Every mutation locks the
 group row first, so two curators editing one group on PostgreSQL queue instead of interleaving
 positions (SQLite writers are already serialised by ``BEGIN IMMEDIATE``).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from relcurate.curation.groups import group_metrics
+from relcurate.curation.store_scopes import Store, reading, writing
 from relcurate.db.models import (
     Caption,
     CaptionStatus,
@@ -80,7 +81,7 @@ class GroupSummary:
 
 # --- validation ------------------------------------------------------------------------------
 
-def member_problems(session: Session, image_ids: Sequence[int]) -> list[str]:
+def _member_problems(session: Session, image_ids: Sequence[int]) -> list[str]:
     """Why these members cannot form a complete group (empty list: they can)."""
     problems = []
     if len(set(image_ids)) != len(image_ids):
@@ -101,16 +102,16 @@ def member_problems(session: Session, image_ids: Sequence[int]) -> list[str]:
     return problems
 
 
-def check_members(session: Session, image_ids: Sequence[int]) -> None:
+def _check_members(session: Session, image_ids: Sequence[int]) -> None:
     """Raise GroupError unless the members are valid for a complete group."""
-    problems = member_problems(session, image_ids)
+    problems = _member_problems(session, image_ids)
     if problems:
         raise GroupError("; ".join(problems))
 
 
 # --- reading ---------------------------------------------------------------------------------
 
-def get_group(session: Session, group_id: int, *, lock: bool = False) -> SeedGroup:
+def _get_group(session: Session, group_id: int, *, lock: bool = False) -> SeedGroup:
     q = select(SeedGroup).where(SeedGroup.id == group_id)
     if lock:
         q = q.with_for_update()
@@ -120,12 +121,12 @@ def get_group(session: Session, group_id: int, *, lock: bool = False) -> SeedGro
     return group
 
 
-def member_ids(session: Session, group_id: int) -> list[int]:
+def _member_ids(session: Session, group_id: int) -> list[int]:
     return list(session.exec(select(GroupMember.image_id).where(GroupMember.group_id == group_id)
                              .order_by(GroupMember.position, GroupMember.image_id)))
 
 
-def groups_of_images(session: Session, image_ids: Iterable[int], *,
+def _groups_of_images(session: Session, image_ids: Iterable[int], *,
                      exclude_group: int | None = None) -> dict[int, list[GroupRef]]:
     """For each image, the groups it belongs to (by group id), optionally leaving one group out."""
     ids = list(set(image_ids))
@@ -142,7 +143,7 @@ def groups_of_images(session: Session, image_ids: Iterable[int], *,
     return out
 
 
-def list_groups(session: Session, *, status: str | None = None, text: str | None = None,
+def _list_groups(session: Session, *, status: str | None = None, text: str | None = None,
                 needs_split: bool | None = None, created_by: int | None = None,
                 offset: int = 0, limit: int | None = None) -> list[GroupSummary]:
     """Groups (newest last) with member counts; `text` matches name or note."""
@@ -166,8 +167,8 @@ def list_groups(session: Session, *, status: str | None = None, text: str | None
             for g, n, username in session.exec(q)]
 
 
-def group_summary(session: Session, group_id: int) -> GroupSummary:
-    g = get_group(session, group_id)
+def _group_summary(session: Session, group_id: int) -> GroupSummary:
+    g = _get_group(session, group_id)
     n = session.exec(select(func.count()).where(GroupMember.group_id == group_id)).one()
     username = session.exec(select(User.username).where(User.id == g.created_by)).first() if g.created_by else None
     return GroupSummary(g.id, g.name, g.status, int(n), g.needs_split, g.source, g.note, username)
@@ -179,14 +180,14 @@ def _caption_statuses(session: Session, group_id: int) -> set[str]:
 
 # --- creation and status -----------------------------------------------------------------------
 
-def create_group(session: Session, name: str, image_ids: Sequence[int], *, status: str = GroupStatus.draft,
+def _create_group(session: Session, name: str, image_ids: Sequence[int], *, status: str = GroupStatus.draft,
                  note: str | None = None, source: str = "curator", created_by: int | None = None) -> SeedGroup:
     """A new group with these members in this order (a draft may hold any number, even none)."""
     status = GroupStatus(status)
     if len(set(image_ids)) != len(image_ids):
         raise GroupError("a group cannot contain the same image twice")
     if status != GroupStatus.draft:
-        check_members(session, image_ids)
+        _check_members(session, image_ids)
     _refuse_quarantined(session, image_ids)
     group = SeedGroup(name=name.strip() or "untitled", note=note, status=status, source=source,
                       created_by=created_by, needs_split=len(image_ids) > MAX_MEMBERS)
@@ -203,12 +204,12 @@ def _open_draft_with(session: Session, created_by: int, image_ids: Sequence[int]
     for g in session.exec(select(SeedGroup).where(SeedGroup.created_by == created_by,
                                                   SeedGroup.status == GroupStatus.draft)
                           .order_by(SeedGroup.id.desc())):
-        if member_ids(session, g.id) == list(image_ids):
+        if _member_ids(session, g.id) == list(image_ids):
             return g
     return None
 
 
-def start_group(session: Session, image_id: int, *, name: str | None = None,
+def _start_group(session: Session, image_id: int, *, name: str | None = None,
                 created_by: int | None = None) -> SeedGroup:
     """A draft group seeded with one image ("start a group from any image"). Idempotent per
     user: if they already have a draft holding just this image (a double click), that one."""
@@ -216,32 +217,32 @@ def start_group(session: Session, image_id: int, *, name: str | None = None,
         existing = _open_draft_with(session, created_by, [image_id])
         if existing is not None:
             return existing
-    return create_group(session, name or f"group from image #{image_id}", [image_id], created_by=created_by)
+    return _create_group(session, name or f"group from image #{image_id}", [image_id], created_by=created_by)
 
 
-def new_empty_group(session: Session, *, created_by: int | None = None, name: str = "untitled group") -> SeedGroup:
+def _new_empty_group(session: Session, *, created_by: int | None = None, name: str = "untitled group") -> SeedGroup:
     """An empty draft; a user's existing empty draft is reused rather than piling up more."""
     if created_by is not None:
         existing = _open_draft_with(session, created_by, [])
         if existing is not None:
             return existing
-    return create_group(session, name, [], created_by=created_by)
+    return _create_group(session, name, [], created_by=created_by)
 
 
 def allowed_transitions(status: str) -> frozenset[str]:
     return TRANSITIONS.get(status, frozenset())
 
 
-def set_status(session: Session, group_id: int, status: str) -> SeedGroup:
+def _set_status(session: Session, group_id: int, status: str) -> SeedGroup:
     """Move a group to `status`, enforcing the transition table and its conditions."""
     target = GroupStatus(status)
-    group = get_group(session, group_id, lock=True)
+    group = _get_group(session, group_id, lock=True)
     if group.status == target:
         return group
     if target not in allowed_transitions(group.status):
         raise GroupError(f"a {group.status} group cannot become {target}")
     if target in (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified):
-        check_members(session, member_ids(session, group_id))
+        _check_members(session, _member_ids(session, group_id))
     captions = _caption_statuses(session, group_id)
     if target == GroupStatus.captioned and not captions - {CaptionStatus.rejected}:
         raise GroupError("a captioned group needs a caption that is not rejected")
@@ -252,11 +253,11 @@ def set_status(session: Session, group_id: int, status: str) -> SeedGroup:
     return group
 
 
-def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
+def _sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
     """After a caption change: complete/captioned/verified follow the group's captions
     (accepted -> verified, else any proposed -> captioned, else complete; a group whose members
     are not all usable moves only down, to draft). Other states stay."""
-    group = get_group(session, group_id, lock=True)
+    group = _get_group(session, group_id, lock=True)
     if group.status not in (GroupStatus.complete, GroupStatus.captioned, GroupStatus.verified):
         return group
     captions = _caption_statuses(session, group_id)
@@ -268,7 +269,7 @@ def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
         target = GroupStatus.complete
     if target == group.status:
         return group
-    if member_problems(session, member_ids(session, group_id)):
+    if _member_problems(session, _member_ids(session, group_id)):
         # e.g. an imported group whose images are still downloads: it cannot be complete either
         target = GroupStatus.draft if target == GroupStatus.complete else group.status
     if target != group.status:
@@ -277,10 +278,10 @@ def sync_status_with_captions(session: Session, group_id: int) -> SeedGroup:
     return group
 
 
-def update_details(session: Session, group_id: int, *, name: str | None = None,
+def _update_details(session: Session, group_id: int, *, name: str | None = None,
                    note: str | None = None) -> SeedGroup:
     """Rename a group or change its free-text note on the logic (allowed in every state)."""
-    group = get_group(session, group_id, lock=True)
+    group = _get_group(session, group_id, lock=True)
     if name is not None:
         if not name.strip():
             raise GroupError("a group needs a name")
@@ -292,15 +293,6 @@ def update_details(session: Session, group_id: int, *, name: str | None = None,
     return group
 
 
-def propose_caption(session: Session, group_id: int, text: str, *, source: str,
-                    model_version_id: int | None = None, user_id: int | None = None) -> Caption:
-    """Kept for callers of the first version; see captions.add_group_caption."""
-    from relcurate.curation.groups.captions import add_group_caption
-
-    return add_group_caption(session, group_id, text, source=source, model_version_id=model_version_id,
-                             user_id=user_id)
-
-
 # --- membership --------------------------------------------------------------------------------
 
 def _touch(group: SeedGroup, status: str | None = None) -> None:
@@ -310,7 +302,7 @@ def _touch(group: SeedGroup, status: str | None = None) -> None:
 
 
 def _editable(session: Session, group_id: int) -> SeedGroup:
-    group = get_group(session, group_id, lock=True)
+    group = _get_group(session, group_id, lock=True)
     if group.status not in EDITABLE:
         raise GroupError(f"group #{group_id} is {group.status}; reopen it (back to draft) to change its members")
     return group
@@ -341,19 +333,19 @@ def _write_order(session: Session, group: SeedGroup, ordered: Sequence[int]) -> 
             row.position = pos
             session.add(row)
     group.needs_split = group.needs_split and len(ordered) > MAX_MEMBERS
-    if group.status == GroupStatus.complete and member_problems(session, list(ordered)):
+    if group.status == GroupStatus.complete and _member_problems(session, list(ordered)):
         group.status = GroupStatus.draft
     _touch(group)
     session.add(group)
     session.flush()
 
 
-def add_members(session: Session, group_id: int, image_ids: Sequence[int], *,
+def _add_members(session: Session, group_id: int, image_ids: Sequence[int], *,
                 position: int | None = None) -> list[int]:
     """Insert images (at `position`, default the end); ones already in the group are skipped.
     Returns the ids actually added."""
     group = _editable(session, group_id)
-    current = member_ids(session, group_id)
+    current = _member_ids(session, group_id)
     new = [i for i in dict.fromkeys(image_ids) if i not in current]
     _refuse_quarantined(session, new)
     at = len(current) if position is None else max(0, min(position, len(current)))
@@ -361,28 +353,28 @@ def add_members(session: Session, group_id: int, image_ids: Sequence[int], *,
     return new
 
 
-def remove_members(session: Session, group_id: int, image_ids: Iterable[int]) -> list[int]:
+def _remove_members(session: Session, group_id: int, image_ids: Iterable[int]) -> list[int]:
     """Drop images from the group; returns the ids that were members."""
     group = _editable(session, group_id)
-    current = member_ids(session, group_id)
+    current = _member_ids(session, group_id)
     drop = set(image_ids) & set(current)
     _write_order(session, group, [i for i in current if i not in drop])
     return [i for i in current if i in drop]
 
 
-def reorder_members(session: Session, group_id: int, ordered_ids: Sequence[int]) -> None:
+def _reorder_members(session: Session, group_id: int, ordered_ids: Sequence[int]) -> None:
     """Set the order; `ordered_ids` must be a permutation of the members."""
     group = _editable(session, group_id)
-    current = member_ids(session, group_id)
+    current = _member_ids(session, group_id)
     if sorted(ordered_ids) != sorted(current) or len(set(ordered_ids)) != len(ordered_ids):
         raise GroupError("the new order must list every member exactly once")
     _write_order(session, group, list(ordered_ids))
 
 
-def move_member(session: Session, group_id: int, image_id: int, to_index: int) -> list[int]:
+def _move_member(session: Session, group_id: int, image_id: int, to_index: int) -> list[int]:
     """Move one member to `to_index` (clamped); returns the new order."""
     group = _editable(session, group_id)
-    current = member_ids(session, group_id)
+    current = _member_ids(session, group_id)
     if image_id not in current:
         raise GroupError(f"image #{image_id} is not in group #{group_id}")
     current.remove(image_id)
@@ -391,153 +383,21 @@ def move_member(session: Session, group_id: int, image_id: int, to_index: int) -
     return current
 
 
-def transfer_members(session: Session, from_group: int, to_group: int, image_ids: Sequence[int]) -> list[int]:
+def _transfer_members(session: Session, from_group: int, to_group: int, image_ids: Sequence[int]) -> list[int]:
     """Move images from one group to the end of another (both must be editable)."""
     if from_group == to_group:
         raise GroupError("source and target group are the same")
     # Lock in id order so two opposite transfers cannot deadlock.
     for gid in sorted((from_group, to_group)):
         _editable(session, gid)
-    moved = remove_members(session, from_group, image_ids)
-    add_members(session, to_group, moved)
+    moved = _remove_members(session, from_group, image_ids)
+    _add_members(session, to_group, moved)
     return moved
-
-
-# --- splitting ---------------------------------------------------------------------------------
-
-def split_sizes(n: int, max_size: int = MAX_MEMBERS) -> list[int]:
-    """Fewest parts of at most `max_size`, as equal as possible (19 -> [10, 9], 21 -> [7, 7, 7])."""
-    if n < MIN_MEMBERS:
-        raise GroupError(f"{n} images cannot be split into groups of {MIN_MEMBERS}-{max_size}")
-    k = math.ceil(n / max_size)
-    return [n // k + (i < n % k) for i in range(k)]
-
-
-def suggest_split(image_ids: Sequence[int], vectors: np.ndarray | None = None, *,
-                  max_size: int = MAX_MEMBERS, seed: int = 0, iterations: int = 10) -> list[list[int]]:
-    """Parts of 2..max_size covering every image. Without `vectors`: consecutive chunks in the
-    given order. With vectors (one L2-normalised row per image): balanced k-means, so images
-    that look alike stay together; each part keeps the original order."""
-    ids = list(image_ids)
-    sizes = split_sizes(len(ids), max_size)
-    if vectors is None or len(sizes) == 1:
-        out, start = [], 0
-        for size in sizes:
-            out.append(ids[start:start + size])
-            start += size
-        return out
-    x = np.asarray(vectors, dtype=np.float32)
-    if x.shape[0] != len(ids):
-        raise ValueError("one vector per image id")
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    assign = _balanced_kmeans(x, sizes, seed=seed, iterations=iterations)
-    parts = [[ids[i] for i in range(len(ids)) if assign[i] == c] for c in range(len(sizes))]
-    return sorted(parts, key=lambda p: ids.index(p[0]))
-
-
-def _balanced_kmeans(x: np.ndarray, sizes: list[int], *, seed: int, iterations: int) -> np.ndarray:
-    """Assign rows of `x` to len(sizes) clusters of exactly those sizes (cosine k-means with a
-    greedy capacity-constrained assignment step)."""
-    n, k = x.shape[0], len(sizes)
-    rng = np.random.default_rng(seed)
-    # k-means++ style seeding: each next centre is the point least similar to the chosen ones.
-    centres = [int(rng.integers(n))]
-    for _ in range(1, k):
-        sim = (x @ x[centres].T).max(axis=1)
-        sim[centres] = np.inf
-        centres.append(int(np.argmin(sim)))
-    c = x[centres].copy()
-    assign = np.full(n, -1)
-    for _ in range(iterations):
-        sim = x @ c.T
-        order = np.argsort(-sim, axis=None, kind="stable")  # best (point, cluster) pairs first
-        new = np.full(n, -1)
-        room = list(sizes)
-        for flat in order:
-            i, j = divmod(int(flat), k)
-            if new[i] == -1 and room[j] > 0:
-                new[i] = j
-                room[j] -= 1
-        if np.array_equal(new, assign):
-            break
-        assign = new
-        for j in range(k):
-            m = x[assign == j].mean(axis=0)
-            c[j] = m / max(float(np.linalg.norm(m)), 1e-12)
-    return assign
-
-
-def split_group(session: Session, group_id: int, parts: Sequence[Sequence[int]], *,
-                names: Sequence[str] | None = None, created_by: int | None = None,
-                allow_leftovers: bool = False) -> list[SeedGroup]:
-    """Replace a group by new groups made of `parts` (each 2-10 distinct members of it, no image
-    in two parts; every member used unless `allow_leftovers`). The parts keep the note and get
-    the group's current caption (accepted, else the newest not rejected) as a *proposed* caption,
-    because a reviewer must confirm it still fits each part. Parts whose images are all usable
-    become complete (captioned with a caption); the others stay draft. The original becomes
-    ``split``; the parts' source is ``split:<original id>``, their creator `created_by` (the
-    person splitting), by default the original's creator."""
-    group = get_group(session, group_id, lock=True)
-    parts = [list(p) for p in parts]
-    if group.status == GroupStatus.split:
-        kids = list(session.exec(select(SeedGroup).where(SeedGroup.source == f"{SPLIT_SOURCE_PREFIX}{group_id}")
-                                 .order_by(SeedGroup.id)))
-        if [member_ids(session, k.id) for k in kids] == parts:
-            return kids  # the same split again (a double click): nothing to do
-        raise GroupError(f"group #{group_id} was already split")
-    members = member_ids(session, group_id)
-    if len(parts) < 2 and not allow_leftovers:
-        raise GroupError("a split needs at least two parts")
-    seen: set[int] = set()
-    for n, part in enumerate(parts, 1):
-        if not MIN_MEMBERS <= len(part) <= MAX_MEMBERS:
-            raise GroupError(f"part {n} has {len(part)} images; each part needs {MIN_MEMBERS}-{MAX_MEMBERS}")
-        outside = [i for i in part if i not in members]
-        if outside:
-            raise GroupError(f"part {n} has images that are not in group #{group_id}: {outside}")
-        twice = [i for i in part if i in seen] + [i for i in set(part) if part.count(i) > 1]
-        if twice:
-            raise GroupError(f"images in more than one part: {sorted(set(twice))}")
-        seen.update(part)
-    left = [i for i in members if i not in seen]
-    if left and not allow_leftovers:
-        raise GroupError(f"every member must go to a part; not placed: {left}")
-    if names is not None and len(names) != len(parts):
-        raise GroupError("one name per part")
-
-    caption = _caption_to_inherit(session, group_id)
-    from relcurate.curation.groups.captions import add_group_caption
-
-    children = []
-    for n, part in enumerate(parts):
-        name = names[n] if names is not None else f"{group.name} ({n + 1}/{len(parts)})"
-        ok = not member_problems(session, part)
-        child = create_group(session, name, part, status=GroupStatus.complete if ok else GroupStatus.draft,
-                             note=group.note, source=f"{SPLIT_SOURCE_PREFIX}{group.id}",
-                             created_by=group.created_by if created_by is None else created_by)
-        if caption is not None:
-            add_group_caption(session, child.id, caption.text, source="split", user_id=created_by,
-                              model_version_id=caption.model_version_id)
-        children.append(child)
-    made = ", ".join(f"#{c.id}" for c in children)
-    group.note = ((group.note + "\n") if group.note else "") + f"split into {made}"
-    group.needs_split = False
-    _touch(group, status=GroupStatus.split)
-    session.add(group)
-    session.flush()
-    return children
-
-
-def _caption_to_inherit(session: Session, group_id: int) -> Caption | None:
-    rows = list(session.exec(select(Caption).where(Caption.group_id == group_id).order_by(Caption.id.desc())))
-    accepted = [c for c in rows if c.status == CaptionStatus.accepted]
-    alive = [c for c in rows if c.status != CaptionStatus.rejected]
-    return (accepted or alive or [None])[0]
 
 
 # --- agreement between curators ------------------------------------------------------------------
 
-def grouping_of(session: Session, user_id: int, *,
+def _grouping_of(session: Session, user_id: int, *,
                 exclude_statuses: Iterable[str] = (GroupStatus.rejected, GroupStatus.split)) -> list[list[int]]:
     """The groups (member id lists, by group id) that one curator created."""
     q = (select(GroupMember.group_id, GroupMember.image_id).join(SeedGroup, SeedGroup.id == GroupMember.group_id)
@@ -569,13 +429,136 @@ def compare_groupings(groups_a: Sequence[Sequence[int]], groups_b: Sequence[Sequ
     return {**pair, "ari": ari, "n_images": len(ids), "groups_a": len(groups_a), "groups_b": len(groups_b)}
 
 
-def compare_curators(session: Session, user_a: int, user_b: int, *, universe: str = "common") -> dict:
+def _compare_curators(session: Session, user_a: int, user_b: int, *, universe: str = "common") -> dict:
     """compare_groupings of the groups two curators created (A = `user_a` is the reference)."""
-    return compare_groupings(grouping_of(session, user_a), grouping_of(session, user_b), universe=universe)
+    return compare_groupings(_grouping_of(session, user_a), _grouping_of(session, user_b), universe=universe)
 
 
-def curators_with_groups(session: Session) -> list[tuple[int, str, int]]:
+def _curators_with_groups(session: Session) -> list[tuple[int, str, int]]:
     """(user id, username, number of groups) for every user who created a group."""
     q = (select(User.id, User.username, func.count(SeedGroup.id)).join(SeedGroup, SeedGroup.created_by == User.id)
          .group_by(User.id, User.username).order_by(User.username))
     return [(uid, name, int(n)) for uid, name, n in session.exec(q)]
+
+
+# --- the public API: one transaction per call ------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupDetail:
+    """One consistent read of what the group editor shows for a group."""
+
+    summary: GroupSummary
+    member_ids: list[int]
+    other_groups: dict[int, list[GroupRef]]  # image id -> the other groups it is in
+    problems: list[str]  # why it cannot be complete ([] when it can)
+    move_targets: list[GroupSummary]  # other groups whose members may change
+
+
+def member_ids(store: Store, group_id: int) -> list[int]:
+    with reading(store) as s:
+        return _member_ids(s, group_id)
+
+
+def groups_of_images(store: Store, image_ids: Iterable[int], *,
+                     exclude_group: int | None = None) -> dict[int, list[GroupRef]]:
+    with reading(store) as s:
+        return _groups_of_images(s, image_ids, exclude_group=exclude_group)
+
+
+def list_groups(store: Store, *, status: str | None = None, text: str | None = None,
+                needs_split: bool | None = None, created_by: int | None = None, offset: int = 0,
+                limit: int | None = None, include: int | None = None) -> list[GroupSummary]:
+    """Groups (newest last) with member counts; `text` matches name or note. `include`: a group
+    id appended when the filters hide it (the page keeps the group being edited listed; an
+    unknown id is left out)."""
+    with reading(store) as s:
+        rows = _list_groups(s, status=status, text=text, needs_split=needs_split, created_by=created_by,
+                            offset=offset, limit=limit)
+        if include is not None and include not in {g.id for g in rows}:
+            try:
+                rows.append(_group_summary(s, include))
+            except GroupError:
+                pass
+        return rows
+
+
+def group_detail(store: Store, group_id: int) -> GroupDetail:
+    with reading(store) as s:
+        summary = _group_summary(s, group_id)
+        ids = _member_ids(s, group_id)
+        return GroupDetail(summary, ids, _groups_of_images(s, ids, exclude_group=group_id),
+                           _member_problems(s, ids),
+                           [g for g in _list_groups(s) if g.id != group_id and g.status in EDITABLE])
+
+
+def create_group(store: Store, name: str, image_ids: Sequence[int], *, status: str = GroupStatus.draft,
+                 note: str | None = None, source: str = "curator", created_by: int | None = None) -> SeedGroup:
+    with writing(store) as s:
+        return _create_group(s, name, image_ids, status=status, note=note, source=source, created_by=created_by)
+
+
+def start_group(store: Store, image_id: int, *, name: str | None = None, created_by: int | None = None) -> SeedGroup:
+    with writing(store) as s:
+        return _start_group(s, image_id, name=name, created_by=created_by)
+
+
+def new_empty_group(store: Store, *, created_by: int | None = None, name: str = "untitled group") -> SeedGroup:
+    with writing(store) as s:
+        return _new_empty_group(s, created_by=created_by, name=name)
+
+
+def set_status(store: Store, group_id: int, status: str) -> SeedGroup:
+    with writing(store) as s:
+        return _set_status(s, group_id, status)
+
+
+def update_details(store: Store, group_id: int, *, name: str | None = None, note: str | None = None) -> SeedGroup:
+    with writing(store) as s:
+        return _update_details(s, group_id, name=name, note=note)
+
+
+def add_members(store: Store, group_id: int, image_ids: Sequence[int], *, position: int | None = None) -> list[int]:
+    with writing(store) as s:
+        return _add_members(s, group_id, image_ids, position=position)
+
+
+def remove_members(store: Store, group_id: int, image_ids: Iterable[int]) -> list[int]:
+    with writing(store) as s:
+        return _remove_members(s, group_id, image_ids)
+
+
+def reorder_members(store: Store, group_id: int, ordered_ids: Sequence[int]) -> None:
+    with writing(store) as s:
+        _reorder_members(s, group_id, ordered_ids)
+
+
+def move_member(store: Store, group_id: int, image_id: int, to_index: int) -> list[int]:
+    with writing(store) as s:
+        return _move_member(s, group_id, image_id, to_index)
+
+
+def transfer_members(store: Store, from_group: int, to_group: int, image_ids: Sequence[int]) -> list[int]:
+    with writing(store) as s:
+        return _transfer_members(s, from_group, to_group, image_ids)
+
+
+def compare_curators(store: Store, user_a: int, user_b: int, *, universe: str = "common") -> dict:
+    with reading(store) as s:
+        return _compare_curators(s, user_a, user_b, universe=universe)
+
+
+def compare_curators_by_name(store: Store, user_a: str, user_b: str, *, universe: str = "common") -> dict:
+    """compare_curators by username; GroupError names an unknown user."""
+    with reading(store) as s:
+        ids = []
+        for name in (user_a, user_b):
+            uid = s.exec(select(User.id).where(User.username == name)).first()
+            if uid is None:
+                raise GroupError(f"no user {name!r}")
+            ids.append(uid)
+        return _compare_curators(s, ids[0], ids[1], universe=universe)
+
+
+def curators_with_groups(store: Store) -> list[tuple[int, str, int]]:
+    with reading(store) as s:
+        return _curators_with_groups(s)

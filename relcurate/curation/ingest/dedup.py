@@ -62,24 +62,3 @@ def record_near_duplicates(ws: Workspace, new_ids: list[int]) -> int:
         if rows:
             s.execute(insert(NearDuplicate), rows)
         return len(rows)
-
-
-def near_duplicate_groups(ws: Workspace) -> list[set[int]]:
-    """Connected components of the near-duplicate graph (used by split assignment)."""
-    with session_scope(ws.engine) as s:
-        edges = s.exec(select(NearDuplicate.image_a, NearDuplicate.image_b)).all()
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        parent[find(a)] = find(b)
-    comps: dict[int, set[int]] = {}
-    for x in list(parent):
-        comps.setdefault(find(x), set()).add(x)
-    return list(comps.values())

@@ -2,7 +2,6 @@
 record near-duplicates. Ingest knows nothing of labeling: `curation/intake.py` adds the pool step."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -87,11 +86,3 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
         report.merge(fetched)
     report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
     return report  # the labeling pool is the caller's business (curation/intake.py)
-
-
-def is_seed_group_file(path: str | os.PathLike) -> bool:
-    try:
-        data = json.loads(Path(path).read_bytes())
-    except Exception:
-        return False
-    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "anonymous_caption" in data[0]

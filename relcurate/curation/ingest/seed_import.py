@@ -18,7 +18,7 @@ from relcurate.curation.groups.anonymity import normalise_caption
 from relcurate.curation.ingest.store_writes import IngestReport, record_bad, register_pending
 from relcurate.curation.ingest.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import session_scope
-from relcurate.db.models import Caption, CaptionReview, CaptionStatus, GroupMember, GroupStatus, Image, ImageSource, SeedGroup
+from relcurate.db.models import Caption, CaptionReview, CaptionStatus, GroupMember, GroupStatus, ImageSource, SeedGroup
 from relcurate.workspace import Workspace
 
 MIN_GROUP, MAX_GROUP = 2, 10
@@ -101,10 +101,3 @@ def _validate(rec) -> str | None:
     if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
         return "image_urls must be a non-empty list of strings"
     return None
-
-
-def images_of_group(ws: Workspace, group_id: int) -> list[Image]:
-    with session_scope(ws.engine) as s:
-        return list(
-            s.exec(select(Image).join(GroupMember).where(GroupMember.group_id == group_id).order_by(GroupMember.position))
-        )

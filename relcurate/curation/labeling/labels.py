@@ -14,6 +14,10 @@ at the event in force. Writes are idempotent and transactional:
 
 Each write also finishes (or, for undo, re-opens) the annotator's queue assignment in the same
 transaction, so label and queue state never disagree.
+
+A label event records `model_version_id`: the caller's, else that of the annotator's
+`TaskAssignment` for the image (the model whose task order chose it, e.g. active learning), so
+each label says which model, if any, asked for it.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from sqlmodel import Session, select
 from relcurate.curation.labeling import leases
 from relcurate.db.write_retry import is_postgres, run_write
 from relcurate.db.engine import read_scope
-from relcurate.db.models import Answer, CurrentLabel, FilterLabel, LabelSource, User, utcnow
+from relcurate.db.models import Answer, CurrentLabel, FilterLabel, LabelSource, TaskAssignment, User, utcnow
 
 RETRACT = "retract"  # FilterLabel.answer of an undo event (never a CurrentLabel answer)
 
@@ -68,6 +72,10 @@ _NEW_CURRENT = insert(_C)
 _SET_CURRENT = (update(_C).where(_C.c.image_id == _b("img"), _C.c.user_id == _b("uid"))
                 .values(label_id=_b("lid"), answer=_b("ans")))
 _DROP_CURRENT = delete(_C).where(_C.c.image_id == _b("img"), _C.c.user_id == _b("uid"))
+_A = TaskAssignment.__table__
+# The model version whose task order brought this image to this annotator (None: no model).
+_LEASED_BY_MODEL = select(_A.c.model_version_id).where(_A.c.kind == _b("kind"), _A.c.image_id == _b("img"),
+                                                       _A.c.user_id == _b("uid"))
 
 
 def _lock_current(s: Session, image_id: int, user_id: int):
@@ -113,9 +121,12 @@ def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, re
             leases.on_decision(s, kind, image_id, user_id, answer, at)
             return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
         previous = current.label_id if current is not None else None
+        mv = model_version_id
+        if mv is None:  # the label event remembers which model's ordering chose the image
+            mv = conn.execute(_LEASED_BY_MODEL, {"kind": kind, "img": image_id, "uid": user_id}).scalar()
         label_id = _event(conn, image_id=image_id, user_id=user_id, answer=answer, source=source,
                           lead_time_ms=lead_time_ms, supersedes_id=previous, request_id=request_id,
-                          model_version_id=model_version_id, at=at)
+                          model_version_id=mv, at=at)
         if current is None:
             conn.execute(_NEW_CURRENT, {"image_id": image_id, "user_id": user_id, "label_id": label_id,
                                         "answer": answer})

@@ -1,0 +1,92 @@
+"""The pieces every page draws the same way: the one-shot flash message, the thumbnail tile and
+the large image card. Images go through `images.show_image` (inline, never a /media/ URL) and
+every user-originated string through `escaping.escape_md`.
+"""
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Literal
+
+import streamlit as st
+
+from relcurate.curation.catalog.browse import ImageCard
+from relcurate.curation.catalog.image_bytes import display_bytes, thumbnail_bytes
+from relcurate.labeling_ui.escaping import escape_md
+from relcurate.labeling_ui.images import Width, show_image
+
+FlashKind = Literal["success", "error", "warning", "info"]
+
+
+# --- flash: a message kept across the rerun a button callback triggers -------------------------
+
+def set_flash(key: str, text: object, kind: FlashKind = "success") -> None:
+    """Keep `text` (raw; escaped when shown) for the next render of the page owning `key`."""
+    st.session_state[key] = (kind, str(text))
+
+
+def clear_flash(key: str) -> None:
+    st.session_state[key] = None
+
+
+def show_flash(key: str) -> None:
+    """Draw and forget the kept message, if any."""
+    msg = st.session_state.pop(key, None)
+    if msg:
+        kind, text = msg
+        getattr(st, kind)(escape_md(text))
+
+
+# --- image tile: a thumbnail with one caption line --------------------------------------------
+
+def label_of(card: ImageCard) -> str:
+    """What names an image under its thumbnail: the alt-text, else the source's file name (raw)."""
+    if card.alt_text and card.alt_text.strip():
+        return card.alt_text
+    return posixpath.basename(card.source_uri.rstrip("/")) or card.source_uri
+
+
+def image_tile(card: ImageCard | None, caption: str | None = None, *, prefix: str | None = None,
+               max_len: int = 120, with_alt: bool = False, with_reason: bool = False) -> None:
+    """The thumbnail (or "[status]" when there is none) and a caption line: `prefix` (trusted
+    markdown, e.g. "#12 · ") then `caption` (raw user text, escaped and cut to `max_len`).
+    `with_alt`: the alt-text goes into the <img alt>; `with_reason`: the placeholder names the
+    quarantine reason."""
+    data = thumbnail_bytes(card.thumb) if card is not None else None
+    if data:
+        show_image(data, alt=card.alt_text if with_alt else None)
+    elif card is not None:
+        reason = f": {card.quarantine_reason}" if with_reason and card.quarantine_reason else ""
+        st.caption(escape_md(f"[{card.status}{reason}]"))
+    if caption is not None or prefix:
+        st.caption((prefix or "") + (escape_md(caption, max_len=max_len) if caption else ""))
+
+
+# --- image card: the large view of one image ----------------------------------------------------
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _large(original: str | None, thumb: str | None) -> bytes | None:
+    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
+
+
+def large_bytes(card: ImageCard | None) -> bytes | None:
+    """Display-sized bytes of the original (falls back to the thumbnail), cached per process."""
+    if card is None:
+        return None
+    return _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None)
+
+
+def image_card(card: ImageCard | None, *, missing: str, width: Width = "stretch") -> bool:
+    """The image large, or `missing` (trusted markdown) as an info box; True when drawn."""
+    data = large_bytes(card)
+    if data:
+        show_image(data, alt=card.alt_text, width=width)
+        return True
+    st.info(missing)
+    return False
+
+
+def alt_text_caption(card: ImageCard | None) -> None:
+    """"Alt-text: ..." under a large image, when it has one."""
+    if card is not None and card.alt_text:
+        st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
