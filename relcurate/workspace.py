@@ -39,7 +39,12 @@ class IngestSettings:
     download_timeout_s: float = 30.0
     download_concurrency: int = 8
     download_retries: int = 3
+    # A slow-drip server can keep each read under download_timeout_s forever: these bound the
+    # wall-clock time of one attempt and of one URL (all attempts and backoff together).
+    download_attempt_deadline_s: float = 120.0
+    download_url_deadline_s: float = 300.0
     near_duplicate_distance: int = 6
+    quarantine_max_bytes: int = 20_000_000  # larger bad files keep their reason, not their bytes
 
 
 @dataclass

@@ -51,6 +51,7 @@ def ingest(
     download: Annotated[bool, typer.Option(help="Download pending URL images now.")] = True,
     allow_private_urls: Annotated[bool, typer.Option(help="Permit loopback/private/link-local URLs.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decode processes (default: all cores).")] = None,
+    recheck: Annotated[bool, typer.Option(help="Verify quarantined local files again (repaired files are stored).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
@@ -68,7 +69,8 @@ def ingest(
         with progress_bar(f"ingest {src.name}", quiet=as_json) as update:
             try:
                 report = ingest_and_queue(ws, src, kind=kind, image_folder=image_folder, download=download,
-                                       allow_private_urls=allow_private_urls, workers=workers, progress=update)
+                                       allow_private_urls=allow_private_urls, workers=workers, progress=update,
+                                       recheck=recheck)
             except ValueError as exc:
                 err.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(2)
@@ -86,17 +88,11 @@ def download(
     db: DbOpt = None,
 ) -> None:
     """Download every image still pending (resumable)."""
-    from relcurate.curation.ingest.dedup import record_near_duplicates
-    from relcurate.curation.ingest.pending_downloads import download_pending
+    from relcurate.curation.intake import download_and_queue
 
     ws = open_workspace(workspace, db)
     with progress_bar("download") as update:
-        report = download_pending(ws, allow_private=allow_private_urls, progress=update)
-    report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
-    if report.downloaded:
-        from relcurate.curation.labeling.leases import sync_pool
-
-        sync_pool(ws.engine, full=True)
+        report = download_and_queue(ws, allow_private=allow_private_urls, progress=update)
     _print_report(report)
 
 
@@ -196,6 +192,9 @@ def _print_report(report) -> None:
     table.add_row("added", str(report.added))
     table.add_row("duplicates merged (new source for a stored image)", str(report.duplicates_merged))
     table.add_row("already known (skipped)", str(report.already_known))
+    table.add_row("changed (known file with new bytes, read again)", str(report.changed))
+    if report.rechecked:
+        table.add_row("quarantined items re-verified (--recheck)", str(report.rechecked))
     table.add_row("pending download", str(report.pending_download))
     table.add_row("downloaded", str(report.downloaded))
     table.add_row("quarantined", str(len(report.quarantined)))

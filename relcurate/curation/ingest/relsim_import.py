@@ -61,11 +61,12 @@ def is_relsim_training_file(path: str | os.PathLike) -> bool:
 
 def import_relsim_jsonl(ws: Workspace, jsonl: str | os.PathLike, image_folder: str | os.PathLike | None = None, *,
                         split: str | None = None, workers: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> RelsimImportReport:
+                        progress: Callable[[int, int], None] | None = None,
+                        recheck: bool = False) -> RelsimImportReport:
     jsonl = Path(jsonl)
     items = list(read_reference_jsonl(jsonl, image_folder))
     report = RelsimImportReport(split=split or split_from_name(jsonl))
-    report.images = ingest_items(ws, items, workers=workers, progress=progress)
+    report.images = ingest_items(ws, items, workers=workers, progress=progress, recheck=recheck)
     rows = [(it.ref_hash, it.alt_text) for it in items if isinstance(it, SourceItem)]
     with session_scope(ws.engine) as s:
         image_of = _images_by_ref_hash(s, sorted({h for h, _ in rows}))
