@@ -367,6 +367,7 @@ def test_cli_ingest_of_the_hostile_corpus(workspace, server, tmp_path):
                             "-w", str(workspace.root), "--db", workspace.db_url])
     assert r.exit_code == 0, r.output
     report = json.loads(r.output[r.output.index("{"):])
+    assert _count(workspace, AuditEvent, AuditEvent.action == "ingest", AuditEvent.channel == "cli") == 1
 
     folder = corpus.inputs[0]
     for rel, outcome in corpus.folder_expected.items():

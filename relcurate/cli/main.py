@@ -75,6 +75,7 @@ def ingest(
                 err.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(2)
         total.merge(report)
+    _audit_run(ws, "ingest", ", ".join(str(x) for x in sources), total)
     if as_json:
         typer.echo(json.dumps(total.as_dict(), indent=2, sort_keys=True))
         return
@@ -93,6 +94,7 @@ def download(
     ws = open_workspace(workspace, db)
     with progress_bar("download") as update:
         report = download_and_queue(ws, allow_private=allow_private_urls, progress=update)
+    _audit_run(ws, "download", None, report)
     _print_report(report)
 
 
@@ -185,6 +187,16 @@ def _serve(root: Path, port: int) -> None:
            "--runner.postScriptGC", "false"]
     console.print(f"serving on http://127.0.0.1:{port}  (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def _audit_run(ws, action: str, target: str | None, report) -> None:
+    """Ingest and download runs join the audit trail under the operator's name."""
+    from relcurate.audit import default_operator, record_event
+
+    counts = {k: v for k, v in report.as_dict().items() if isinstance(v, int)}
+    counts["quarantined"] = len(report.quarantined)
+    record_event(ws.engine, channel="cli", actor=default_operator(), action=action,
+                 target=None if target is None else target[-256:], detail=counts)
 
 
 def _print_report(report) -> None:
