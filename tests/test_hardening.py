@@ -289,6 +289,44 @@ def test_two_concurrent_ingests_record_everything_once(workspace, tmp_path):
     assert _count(workspace, LabelTask) == 24
 
 
+def test_pool_sync_racing_another_writer_skips_its_tasks(workspace, tmp_path):
+    import threading
+
+    from sqlalchemy import insert
+
+    from relcurate.curation.labeling.leases import sync_pool
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, data in enumerate(realistic_jpegs(5, (64, 48), seed=21)):
+        (src / f"i{i}.jpg").write_bytes(data)
+    ingest_items(workspace, walk_folder(src), workers=1)
+    with session_scope(workspace.engine) as s:
+        first = s.exec(select(func.min(Image.id))).one()
+    # Another writer has inserted a task for `first` but not committed yet: the sync sees no task
+    # there, inserts one too, waits on the other's lock, and must skip it rather than crash.
+    conn = workspace.engine.connect()
+    tx = conn.begin()
+    conn.execute(insert(LabelTask).values(kind="filter", image_id=first, order_key=1, sample_u=0.5, target=1,
+                                          assigned=0, is_open=True))
+    outcome: list = []
+    t = threading.Thread(target=lambda: outcome.append(_try(lambda: sync_pool(workspace.engine, full=True))))
+    t.start()
+    time.sleep(1.0)
+    tx.commit()
+    conn.close()
+    t.join(60)
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    assert _count(workspace, LabelTask) == 5
+
+
+def _try(fn):
+    try:
+        return fn()
+    except BaseException as exc:  # reported by the test, not lost in the thread
+        return exc
+
+
 # -- 8. symlinks out of the tree; quarantine cap -----------------------------------------------
 
 def test_symlink_out_of_tree_not_followed_and_quarantine_capped(workspace, tmp_path):
