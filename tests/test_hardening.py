@@ -289,6 +289,38 @@ def test_two_concurrent_ingests_record_everything_once(workspace, tmp_path):
     assert _count(workspace, LabelTask) == 24
 
 
+def test_two_concurrent_relsim_imports_add_each_caption_once(workspace, tmp_path):
+    from relcurate.db.models import Caption
+
+    rel = tmp_path / "r"
+    (rel / "images").mkdir(parents=True)
+    rows = []
+    for i, data in enumerate(realistic_jpegs(6, (64, 48), seed=31)):
+        (rel / "images" / f"h{i}.png").write_bytes(_reencode_bytes(data))
+        rows.append(json.dumps({"image_hash": f"h{i}", "caption": f"{{Object}} {i}", "url_link": ""}))
+    jsonl = rel / "anonymous_captions_train.jsonl"
+    jsonl.write_text("\n".join(rows) + "\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(workspace.root), workspace.db_url, str(jsonl)],
+                              env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-3000:]
+    assert _count(workspace, Image) == 6
+    assert _count(workspace, Caption) == 6
+
+
+def _reencode_bytes(data: bytes) -> bytes:
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    with PILImage.open(io.BytesIO(data)) as im:
+        im.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_pool_sync_racing_another_writer_skips_its_tasks(workspace, tmp_path):
     import threading
 
