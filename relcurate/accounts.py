@@ -1,4 +1,8 @@
-"""Users, passwords (argon2) and what each role may do."""
+"""Users, passwords (argon2) and what each role may do.
+
+Roles are enforced by the web app, the security boundary (see audit.py). Account changes name
+who made them (`by`: the admin's username in the app, the operator's name on the command line)
+and through which `channel`; that lands in the audit trail in the same transaction."""
 from __future__ import annotations
 
 import re
@@ -9,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from relcurate.db.engine import read_scope, session_scope
+from relcurate.audit import _add_event
 from relcurate.db.models import Role, User
 
 _hasher = PasswordHasher()
@@ -55,7 +60,8 @@ def validate_username(username: str) -> str:
     return name
 
 
-def create_user(engine: Engine, username: str, password: str, role: str = Role.annotator) -> User:
+def create_user(engine: Engine, username: str, password: str, role: str = Role.annotator, *,
+                by: str | None = None, channel: str = "web") -> User:
     username = validate_username(username)
     if len(password) < 8:
         raise AccountError("password must have at least 8 characters")
@@ -66,6 +72,8 @@ def create_user(engine: Engine, username: str, password: str, role: str = Role.a
         user = User(username=username, role=role, password_hash=hash_password(password))
         s.add(user)
         s.flush()
+        if by is not None:
+            _add_event(s, channel=channel, actor=by, action="user.create", target=username, detail={"role": role.value})
         s.refresh(user)
         return user
 
@@ -88,18 +96,20 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
         return user
 
 
-def set_role(engine: Engine, username: str, role: str) -> None:
-    _update(engine, username, role=Role(role))
+def set_role(engine: Engine, username: str, role: str, *, by: str | None = None, channel: str = "web") -> None:
+    role = Role(role)
+    _update(engine, username, _audit=(by, channel, "user.role", {"role": role.value}), role=role)
 
 
-def set_active(engine: Engine, username: str, active: bool) -> None:
-    _update(engine, username, active=active)
+def set_active(engine: Engine, username: str, active: bool, *, by: str | None = None, channel: str = "web") -> None:
+    _update(engine, username, _audit=(by, channel, "user.enable" if active else "user.disable", {}), active=active)
 
 
-def set_password(engine: Engine, username: str, password: str) -> None:
+def set_password(engine: Engine, username: str, password: str, *, by: str | None = None, channel: str = "web") -> None:
     if len(password) < 8:
         raise AccountError("password must have at least 8 characters")
-    _update(engine, username, password_hash=hash_password(password))
+    # The audit event says that the password changed, never what it is.
+    _update(engine, username, _audit=(by, channel, "user.password", {}), password_hash=hash_password(password))
 
 
 def list_users(engine: Engine) -> list[User]:
@@ -112,10 +122,13 @@ def get_user(engine: Engine, user_id: int) -> User | None:
         return s.get(User, user_id)
 
 
-def _update(engine: Engine, username: str, **values) -> None:
+def _update(engine: Engine, username: str, _audit: tuple | None = None, **values) -> None:
     with session_scope(engine) as s:
         user = s.exec(select(User).where(User.username == username)).first()
         if user is None:
             raise AccountError(f"no user {username!r}")
         for k, v in values.items():
             setattr(user, k, v)
+        if _audit is not None and _audit[0] is not None:
+            by, channel, action, detail = _audit
+            _add_event(s, channel=channel, actor=by, action=action, target=username, detail=detail)

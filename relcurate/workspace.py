@@ -13,6 +13,7 @@ Layout::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,7 +40,12 @@ class IngestSettings:
     download_timeout_s: float = 30.0
     download_concurrency: int = 8
     download_retries: int = 3
+    # A slow-drip server can keep each read under download_timeout_s forever: these bound the
+    # wall-clock time of one attempt and of one URL (all attempts and backoff together).
+    download_attempt_deadline_s: float = 120.0
+    download_url_deadline_s: float = 300.0
     near_duplicate_distance: int = 6
+    quarantine_max_bytes: int = 20_000_000  # larger bad files keep their reason, not their bytes
 
 
 @dataclass
@@ -118,15 +124,30 @@ class Workspace:
 
 
 # Module-level so worker processes can compute store paths without a Workspace (engine) object.
+# Store paths are built only from a sha256 the store computed and a short extension; anything
+# else (a name that came from input) is refused here, so it can never become a path.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+
+
+def _checked(sha256: str, ext: str = "bin") -> str:
+    if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256) and isinstance(ext, str) and _EXT.fullmatch(ext)):
+        raise ValueError(f"not a store key: {sha256!r}.{ext!r}")
+    return sha256
+
+
 def image_relpath(sha256: str, ext: str) -> str:
+    _checked(sha256, ext)
     return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
 
 
 def thumb_relpath(sha256: str) -> str:
+    _checked(sha256)
     return f"thumbs/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
 
 
 def quarantine_relpath(sha256: str) -> str:
+    _checked(sha256)
     return f"quarantine/{sha256}.bin"
 
 

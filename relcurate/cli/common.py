@@ -13,6 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (default: current directory).")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides the workspace config and RELCURATE_DB_URL).")]
 
+# Not a login: the CLI is an operator tool for whoever can open the workspace files or the
+# database (see relcurate/audit.py). The name is what the audit trail records for this action.
+OperatorOpt = Annotated[Optional[str], typer.Option(
+    "--operator", envvar="RELCURATE_OPERATOR",
+    help="Name recorded in the audit trail for this action (default: RELCURATE_OPERATOR, else your OS login). "
+         "Not a permission check: the CLI trusts whoever can open the workspace.")]
+
 err = Console(stderr=True, soft_wrap=True)  # never hard-wrap a message: it names files
 
 
@@ -40,3 +47,9 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int
             prog.update(task, completed=done, total=total)
 
         yield update
+
+
+def operator_name(given: str | None) -> str:
+    from relcurate.audit import default_operator
+
+    return given.strip() if given and given.strip() else default_operator()

@@ -1,7 +1,10 @@
 """`relcurate export ...`: write training data out of the workspace (curators and admins only).
 
-Every command names the acting user (``--as-user`` or ``RELCURATE_USER``), writes into a staging
-folder renamed to OUT when complete, and leaves a manifest.json (also recorded in the store).
+Every command names the curator or admin the export is attributed to (``--as-user`` or
+``RELCURATE_USER``: recorded in the manifest; this is attribution, not a login — the CLI trusts
+whoever can open the workspace, see relcurate/audit.py), records the operator in the audit
+trail, writes into a staging folder renamed to OUT when complete, and leaves a manifest.json
+(also recorded in the store).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progress_bar
+from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, operator_name, progress_bar
 
 app = typer.Typer(help="Export training data (relsim JSONL, seed groups, SFT chat JSONL, Hugging Face datasets).",
                   no_args_is_help=True)
@@ -21,7 +24,8 @@ console = Console(soft_wrap=True)
 
 OutArg = Annotated[Path, typer.Argument(help="Output folder (must not exist unless --overwrite).")]
 UserOpt = Annotated[Optional[str], typer.Option("--as-user", envvar="RELCURATE_USER",
-                                                help="Curator or admin doing the export (or RELCURATE_USER).")]
+                                                help="Curator or admin account the export is attributed to in its manifest "
+                                                     "(or RELCURATE_USER). Attribution only, no password: not a permission check.")]
 SplitsOpt = Annotated[Optional[str], typer.Option("--splits", help="Split weights, e.g. train=100000,test=14000.")]
 SeedOpt = Annotated[int, typer.Option(help="Split seed.")]
 ImagesOpt = Annotated[str, typer.Option("--images", help="copy | link | reference (write no image files).")]
@@ -30,7 +34,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the manifest counts
 CaptionSourceOpt = Annotated[str, typer.Option(help="both | group (group caption for members) | image (per-image captions).")]
 
 
-def _run(label: str, quiet: bool, fn: Callable) -> None:
+def _run(ws, label: str, quiet: bool, fn: Callable) -> None:
     from relcurate.exports.common import ExportError, ExportPermissionError
 
     with progress_bar(label, quiet=quiet) as update:
@@ -42,6 +46,7 @@ def _run(label: str, quiet: bool, fn: Callable) -> None:
         except (ExportError, ValueError) as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2)
+    _audit(ws, result)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}")
     if quiet:
@@ -56,6 +61,16 @@ def _run(label: str, quiet: bool, fn: Callable) -> None:
     if classes:
         console.print("classes: " + "; ".join(f"{escape(k)} " + ", ".join(f"{c} {n}" for c, n in v.items())
                                             for k, v in classes.items()))
+
+
+def _audit(ws, result) -> None:
+    """The export's own manifest names the account; the audit trail adds who ran the command
+    (RELCURATE_OPERATOR, else the OS login)."""
+    from relcurate.audit import record_event
+
+    if ws is not None:
+        record_event(ws.engine, channel="cli", actor=operator_name(None), action=f"export.{result.kind}",
+                     target=str(result.path)[-256:], detail={"manifest_id": result.manifest_id})
 
 
 def _weights(spec: str | None, default):
@@ -89,7 +104,7 @@ def relsim(
 
     ws = open_workspace(workspace, db)
     weights = _weights(splits, RELSIM_SPLITS)
-    _run("export relsim", as_json, lambda p: export_relsim(
+    _run(ws, "export relsim", as_json, lambda p: export_relsim(
         ws, out, user=as_user or "", caption_source=caption_source, splits=weights, seed=seed, images=images,
         include_pending=include_pending, url_link=url_link, overwrite=overwrite, progress=p))
 
@@ -109,7 +124,7 @@ def seed_groups(
 
     ws = open_workspace(workspace, db)
     excluded = tuple(exclude_status) if exclude_status else EXCLUDED_GROUP_STATUSES
-    _run("export seed groups", as_json, lambda p: export_seed_groups(
+    _run(ws, "export seed groups", as_json, lambda p: export_seed_groups(
         ws, out, user=as_user or "", exclude_statuses=excluded, overwrite=overwrite))
 
 
@@ -131,7 +146,7 @@ def filter_sft(
 
     ws = open_workspace(workspace, db)
     weights = _weights(splits, SFT_SPLITS)
-    _run("export filter SFT", as_json, lambda p: export_filter_sft(
+    _run(ws, "export filter SFT", as_json, lambda p: export_filter_sft(
         ws, out, user=as_user or "", splits=weights, seed=seed, images=images, overwrite=overwrite, progress=p))
 
 
@@ -155,7 +170,7 @@ def captioner_sft(
 
     ws = open_workspace(workspace, db)
     weights = _weights(splits, SFT_SPLITS)
-    _run("export captioner SFT", as_json, lambda p: export_captioner_sft(
+    _run(ws, "export captioner SFT", as_json, lambda p: export_captioner_sft(
         ws, out, user=as_user or "", per=per, caption_source=caption_source, splits=weights, seed=seed,
         images=images, overwrite=overwrite, progress=p))
 
@@ -183,7 +198,7 @@ def hf(
 
     ws = open_workspace(workspace, db)
     weights = _weights(splits, None)
-    _run("export hf", as_json, lambda p: export_hf(
+    _run(ws, "export hf", as_json, lambda p: export_hf(
         ws, out, user=as_user or "", dataset=dataset, embed_images=embed, caption_source=caption_source,
         splits=weights, seed=seed, include_pending=include_pending, push_to_hub=push_to_hub, token=token,
         private=not public, overwrite=overwrite, progress=p))

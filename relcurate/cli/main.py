@@ -53,6 +53,7 @@ def ingest(
     download: Annotated[bool, typer.Option(help="Download pending URL images now.")] = True,
     allow_private_urls: Annotated[bool, typer.Option(help="Permit loopback/private/link-local URLs.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decode processes (default: all cores).")] = None,
+    recheck: Annotated[bool, typer.Option(help="Verify quarantined local files again (repaired files are stored).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
@@ -70,11 +71,13 @@ def ingest(
         with progress_bar(f"ingest {src.name}", quiet=as_json) as update:
             try:
                 report = ingest_and_queue(ws, src, kind=kind, image_folder=image_folder, download=download,
-                                       allow_private_urls=allow_private_urls, workers=workers, progress=update)
+                                       allow_private_urls=allow_private_urls, workers=workers, progress=update,
+                                       recheck=recheck)
             except ValueError as exc:
                 err.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(2)
         total.merge(report)
+    _audit_run(ws, "ingest", ", ".join(str(x) for x in sources), total)
     if as_json:
         typer.echo(json.dumps(total.as_dict(), indent=2, sort_keys=True))
         return
@@ -88,17 +91,12 @@ def download(
     db: DbOpt = None,
 ) -> None:
     """Download every image still pending (resumable)."""
-    from relcurate.curation.ingest.dedup import record_near_duplicates
-    from relcurate.curation.ingest.pending_downloads import download_pending
+    from relcurate.curation.intake import download_and_queue
 
     ws = open_workspace(workspace, db)
     with progress_bar("download") as update:
-        report = download_pending(ws, allow_private=allow_private_urls, progress=update)
-    report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
-    if report.downloaded:
-        from relcurate.curation.labeling.leases import sync_pool
-
-        sync_pool(ws.engine, full=True)
+        report = download_and_queue(ws, allow_private=allow_private_urls, progress=update)
+    _audit_run(ws, "download", None, report)
     _print_report(report)
 
 
@@ -210,11 +208,24 @@ def _has_command(name: str) -> bool:
     return name in getattr(group, "commands", {})
 
 
+def _audit_run(ws, action: str, target: str | None, report) -> None:
+    """Ingest and download runs join the audit trail under the operator's name."""
+    from relcurate.audit import default_operator, record_event
+
+    counts = {k: v for k, v in report.as_dict().items() if isinstance(v, int)}
+    counts["quarantined"] = len(report.quarantined)
+    record_event(ws.engine, channel="cli", actor=default_operator(), action=action,
+                 target=None if target is None else target[-256:], detail=counts)
+
+
 def _print_report(report) -> None:
     table = Table("result", "count", title="ingest summary")
     table.add_row("added", str(report.added))
     table.add_row("duplicates merged (new source for a stored image)", str(report.duplicates_merged))
     table.add_row("already known (skipped)", str(report.already_known))
+    table.add_row("changed (known file with new bytes, read again)", str(report.changed))
+    if report.rechecked:
+        table.add_row("quarantined items re-verified (--recheck)", str(report.rechecked))
     table.add_row("pending download", str(report.pending_download))
     table.add_row("downloaded", str(report.downloaded))
     table.add_row("quarantined", str(len(report.quarantined)))

@@ -1,4 +1,8 @@
-"""`relcurate users ...`: manage accounts from the shell (the admin page does the same)."""
+"""`relcurate users ...`: manage accounts from the shell (the admin page does the same).
+
+An operator tool, not a security boundary: anyone who can run it against a workspace can also
+open its database, so it asks for no password. Every change is recorded in the audit trail with
+the operator's name (`--operator`, RELCURATE_OPERATOR, else the OS login); `users audit` lists it."""
 from __future__ import annotations
 
 import secrets
@@ -10,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace
+from relcurate.cli.common import DbOpt, OperatorOpt, WorkspaceOpt, err, open_workspace, operator_name
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -23,13 +27,14 @@ def add(
     password: Annotated[Optional[str], typer.Option(help="Password (default: generated and printed once).")] = None,
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
+    operator: OperatorOpt = None,
 ) -> None:
     from relcurate.accounts import AccountError, create_user
 
     ws = open_workspace(workspace, db)
     pw = password or secrets.token_urlsafe(12)
     try:
-        create_user(ws.engine, username, pw, role)
+        create_user(ws.engine, username, pw, role, by=operator_name(operator), channel="cli")
     except (AccountError, ValueError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
@@ -47,36 +52,53 @@ def list_(workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
 
 
 @app.command("role")
-def role(username: str, new_role: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+def role(username: str, new_role: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None,
+         operator: OperatorOpt = None) -> None:
+    """Change a role (recorded in the audit trail under the operator's name)."""
     from relcurate.accounts import AccountError, set_role
 
     try:
-        set_role(open_workspace(workspace, db).engine, username, new_role)
+        set_role(open_workspace(workspace, db).engine, username, new_role, by=operator_name(operator), channel="cli")
     except (AccountError, ValueError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
 
 
 @app.command("disable")
-def disable(username: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+def disable(username: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None,
+            operator: OperatorOpt = None) -> None:
     from relcurate.accounts import AccountError, set_active
 
     try:
-        set_active(open_workspace(workspace, db).engine, username, False)
+        set_active(open_workspace(workspace, db).engine, username, False, by=operator_name(operator), channel="cli")
     except AccountError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
 
 
 @app.command("passwd")
-def passwd(username: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
-    """Set a new generated password and print it once."""
+def passwd(username: str, workspace: WorkspaceOpt = Path("."), db: DbOpt = None,
+           operator: OperatorOpt = None) -> None:
+    """Set a new generated password and print it once (the audit trail records that, not it)."""
     from relcurate.accounts import AccountError, set_password
 
     pw = secrets.token_urlsafe(12)
     try:
-        set_password(open_workspace(workspace, db).engine, username, pw)
+        set_password(open_workspace(workspace, db).engine, username, pw, by=operator_name(operator), channel="cli")
     except AccountError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
     console.print(f"new password for {escape(username)}: {pw}")
+
+
+@app.command("audit")
+def audit(limit: Annotated[int, typer.Option(help="How many events, newest first.")] = 50,
+          workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+    """The audit trail: account and export actions with who (user or operator) and channel."""
+    from relcurate.audit import audit_log
+
+    table = Table("when", "channel", "who", "action", "target")
+    for e in audit_log(open_workspace(workspace, db).engine, limit=limit):
+        table.add_row(f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.channel, escape(e.actor), escape(e.action),
+                      escape(e.target or ""))
+    console.print(table)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -67,7 +67,7 @@ class ModelKind(StrEnum):
 class Image(SQLModel, table=True):
     """One distinct image (by content). URL rows awaiting download have no sha256 yet."""
 
-    __table_args__ = (Index("ix_image_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_image_status_id", "status", "id"), Index("ix_image_dedup_todo", "dedup_done", "status"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     sha256: Optional[str] = Field(default=None, max_length=64, unique=True)
@@ -84,6 +84,9 @@ class Image(SQLModel, table=True):
     quarantine_detail: Optional[str] = None
     added_at: datetime = Field(default_factory=utcnow)
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Near-duplicate search has looked at this image: the post-ingest step works over "not yet
+    # done" rather than "added by this run", so a kill between the row write and it is caught up.
+    dedup_done: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class ImageSource(SQLModel, table=True):
@@ -101,6 +104,9 @@ class ImageSource(SQLModel, table=True):
     # Where this reference came from beyond its URI, e.g. for a filtered pool (curation/ingest/keep_list.py):
     # {"pool", "shard", "key", "model_version", "score", "threshold"}. None for plain ingests.
     provenance: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # A local file's size and mtime when last read: ingest reads it again when either changes.
+    file_size: Optional[int] = Field(default=None, sa_type=BigInteger)
+    file_mtime_ns: Optional[int] = Field(default=None, sa_type=BigInteger)
 
 
 class NearDuplicate(SQLModel, table=True):
@@ -125,6 +131,21 @@ class RejectedRecord(SQLModel, table=True):
     reason: str = Field(max_length=64, index=True)
     detail: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of account and export actions: who (an app user or, for the command
+    line, the operator name), through which channel (web | cli), what, on what."""
+
+    __tablename__ = "audit_event"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=8)  # web | cli
+    actor: str = Field(max_length=256)  # app username (web) or operator name (cli)
+    action: str = Field(max_length=64, index=True)
+    target: Optional[str] = Field(default=None, max_length=256)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class User(SQLModel, table=True):

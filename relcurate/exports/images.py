@@ -1,5 +1,8 @@
 """Putting image files into an export folder: originals copied or hard-linked (their sha256 is
-already known), or re-encoded as PNG where a format demands `<image_hash>.png` files."""
+already known), or re-encoded as PNG where a format demands `<image_hash>.png` files.
+
+File names come only from the store's sha256 or a validated hash (`safe_names.is_safe_stem`),
+and every destination is checked to lie inside the export folder before anything is written."""
 from __future__ import annotations
 
 import hashlib
@@ -16,6 +19,7 @@ from PIL import Image as PILImage
 from relcurate.exports.common import ImageMode, Progress, report_progress
 from relcurate.exports.manifest import FileLedger
 from relcurate.exports.snapshot import ImageRow
+from relcurate.safe_names import is_safe_stem, is_within
 from relcurate.workspace import Workspace
 
 
@@ -67,8 +71,11 @@ def place_images(ws: Workspace, ledger: FileLedger, rows: Iterable[ImageRow], na
         if not src.exists():
             return r.id, None, None, 0, False
         ext = "png" if as_png else r.ext
-        rel = f"{folder}/{name_of[r.id]}.{ext}"
+        name = name_of[r.id] if is_safe_stem(name_of[r.id]) else r.sha256
+        rel = f"{folder}/{name}.{ext}"
         dst = ledger.root / rel
+        if not is_safe_stem(name) or not is_safe_stem(ext) or not is_within(ledger.root, dst.parent):
+            return r.id, None, None, 0, False  # never write outside the export folder
         if as_png and r.ext != "png":
             data = png_bytes(src)
             dst.write_bytes(data)

@@ -19,6 +19,7 @@ from typing import Iterator, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from relcurate.safe_names import is_safe_stem
 from relcurate.curation.ingest.sources import reference_hash
 from relcurate.db.engine import is_sqlite, read_scope
 from relcurate.db.models import (
@@ -156,7 +157,9 @@ def _identities(conn: Connection, images: dict[int, ImageRow], url_link_mode: st
     http: dict[int, str] = {}
     for iid, uri, ref_hash in _fetch(conn, select(ImageSource.image_id, ImageSource.uri, ImageSource.ref_hash)
                                      .order_by(ImageSource.id)):
-        if ref_hash and iid not in ref:
+        # A reference hash names the exported file (images/<hash>.png): one stored before input
+        # was validated (``../../victim``) is ignored and the image falls back to md5(url)/sha256.
+        if ref_hash and iid not in ref and is_safe_stem(ref_hash):
             ref[iid] = (ref_hash, "" if uri.startswith(RELSIM_PLACEHOLDER) else uri)
         if iid not in http and uri.startswith(("http://", "https://")):
             http[iid] = uri

@@ -6,10 +6,10 @@ a batch of new images against every stored image.
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import insert, or_
+from sqlalchemy import insert, or_, update
 from sqlmodel import select
 
-from relcurate.db.engine import session_scope
+from relcurate.db.write_retry import run_write
 
 # Flat images (solid colours, blank scans) all share one pHash; without a cap, n of them would
 # record n^2 pairs. Keep each image's closest few for review.
@@ -45,20 +45,33 @@ def find_near_duplicates(ids: list[int], phashes: list[str], query_ids: set[int]
     return [(a, b, d) for (a, b), d in sorted(pairs.items())]
 
 
-def record_near_duplicates(ws: Workspace, new_ids: list[int]) -> int:
-    if not new_ids:
+def record_near_duplicates(ws: Workspace, new_ids: list[int] | None = None) -> int:
+    """Record the near-duplicate pairs of every usable image not searched yet (`dedup_done`),
+    then mark them searched, in one transaction. Works over "not yet done", not over "added by
+    this run", so a run killed before this step is caught up by the next one; `new_ids` is
+    accepted for old callers and ignored. Retried whole when a concurrent run got there first."""
+    return run_write(ws.engine, lambda s: _record_pending_pairs(s, ws.ingest.near_duplicate_distance))
+
+
+def _record_pending_pairs(s, max_distance: int) -> int:
+    usable = (Image.status == ImageStatus.ok, Image.phash.is_not(None))
+    todo = set(s.exec(select(Image.id).where(Image.dedup_done == False, *usable)).all())  # noqa: E712
+    if not todo:
         return 0
-    with session_scope(ws.engine) as s:
-        rows = s.exec(select(Image.id, Image.phash).where(Image.status == ImageStatus.ok, Image.phash.is_not(None))).all()
-        ids, hashes = [r[0] for r in rows], [r[1] for r in rows]
-        pairs = find_near_duplicates(ids, hashes, set(new_ids), ws.ingest.near_duplicate_distance)
-        involved = sorted({x for a, b, _ in pairs for x in (a, b)})
-        existing: set[tuple[int, int]] = set()
-        for i in range(0, len(involved), 500):
-            chunk = involved[i : i + 500]
-            existing.update(s.exec(select(NearDuplicate.image_a, NearDuplicate.image_b).where(
-                or_(NearDuplicate.image_a.in_(chunk), NearDuplicate.image_b.in_(chunk)))).all())
-        rows = [{"image_a": a, "image_b": b, "distance": d} for a, b, d in pairs if (a, b) not in existing]
-        if rows:
-            s.execute(insert(NearDuplicate), rows)
-        return len(rows)
+    rows = s.exec(select(Image.id, Image.phash).where(*usable)).all()
+    ids, hashes = [r[0] for r in rows], [r[1] for r in rows]
+    pairs = find_near_duplicates(ids, hashes, todo, max_distance)
+    involved = sorted({x for a, b, _ in pairs for x in (a, b)})
+    existing: set[tuple[int, int]] = set()
+    for i in range(0, len(involved), 500):
+        chunk = involved[i : i + 500]
+        existing.update(s.exec(select(NearDuplicate.image_a, NearDuplicate.image_b).where(
+            or_(NearDuplicate.image_a.in_(chunk), NearDuplicate.image_b.in_(chunk)))).all())
+    new_rows = [{"image_a": a, "image_b": b, "distance": d} for a, b, d in pairs if (a, b) not in existing]
+    if new_rows:
+        s.execute(insert(NearDuplicate), new_rows)
+    todo_list = sorted(todo)
+    for i in range(0, len(todo_list), 500):
+        s.execute(update(Image).where(Image.id.in_(todo_list[i : i + 500])).values(dedup_done=True))
+    return len(new_rows)
+

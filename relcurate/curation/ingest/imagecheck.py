@@ -6,9 +6,11 @@ never raise for a bad file, they return a picklable `CheckedImage` or `Rejected`
 What "verified" means here:
 * the header is parsed by one of the `ACCEPTED_FORMATS` plugins (anything else is rejected);
 * the declared pixel count is checked *before* any pixel is decoded (decompression bombs);
-* the first frame is decoded in full (`load()`, not just `verify()`), with truncated data an error.
+* the first frame is decoded in full (`load()`, not just `verify()`), with truncated data an error;
+  JPEGs are decoded with libjpeg's DCT scaling (`draft`): the whole entropy-coded stream is still
+  decoded (truncation and corrupt data are caught as before), only the inverse DCT runs smaller.
 
-Speed: the only full-resolution work is the decode itself. The thumbnail is produced from the
+Speed: the only full-resolution work is the decode itself (for JPEG, not even that). The thumbnail is produced from the
 decoded pixels with Pillow's integer `reduce()` (see `_shrink`), EXIF orientation is applied to
 the small thumbnail rather than the full image, and the perceptual hash is computed from the
 thumbnail. `decode_only` is the baseline the ingest benchmark compares with.
@@ -264,7 +266,9 @@ def _check(data, sha, label, reject, max_pixels, thumb_size, min_side) -> Checke
         if min(width, height) < min_side:
             return reject("too_small", f"{width}x{height} is smaller than {min_side} px on a side.")
         frames = int(getattr(img, "n_frames", 1))  # before load(): counting GIF frames seeks, and seeking back drops decoded pixels
-        img.load()  # the full decode of the first frame: the actual verification
+        if img.format in ("JPEG", "MPO"):
+            _draft_for_thumbnail(img, thumb_size)
+        img.load()  # the decode of the first frame: the actual verification
         fmt, mode = img.format or "", img.mode
         orientation = _orientation(img)
         thumb = _make_thumbnail(img, thumb_size)
@@ -290,6 +294,22 @@ def _check(data, sha, label, reject, max_pixels, thumb_size, min_side) -> Checke
         thumbnail=out.getvalue(),
         orientation=orientation if transpose is not None else 1,
     )
+
+
+def _draft_for_thumbnail(img: Image.Image, thumb_size: int) -> None:
+    """Ask libjpeg for a DCT-scaled decode (1/2, 1/4, 1/8) still at least `thumb_size` on the
+    longest side. It entropy-decodes the whole stream, so truncated or corrupt data fail exactly
+    as in a full decode (a full decode catches no more corrupt pixels); only the inverse DCT and
+    colour conversion run at the smaller size. The thumbnail is made from this decode."""
+    w, h = img.size
+    longest = max(w, h)
+    if longest <= thumb_size:
+        return
+    want = (max(1, -(-w * thumb_size // longest)), max(1, -(-h * thumb_size // longest)))  # ceil
+    try:
+        img.draft(img.mode, want)
+    except (ValueError, OSError):  # draft is an optimisation only: fall back to the full decode
+        pass
 
 
 def _make_thumbnail(img: Image.Image, thumb_size: int) -> Image.Image | None:

@@ -59,15 +59,16 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
                   image_folder: str | os.PathLike | None = None, download: bool = True,
                   allow_private_urls: bool = False, workers: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  relsim_captions: bool | None = None) -> IngestReport:
+                  relsim_captions: bool | None = None, recheck: bool = False) -> IngestReport:
     """`relsim_captions` (reference JSONL only): also import each row's caption as an accepted
     per-image caption and pin the split named by the file (relsim_import.py). Default: yes for
     files named like the reference training set (``anonymous_captions_<split>.jsonl``, which is
-    what `relcurate export relsim` writes), no otherwise (the caption stays alt-text only)."""
+    what `relcurate export relsim` writes), no otherwise (the caption stays alt-text only).
+    `recheck`: verify quarantined local items again (their files may have been repaired)."""
     kind = kind or detect_kind(path)
     if kind == "jsonl" and (relsim_captions if relsim_captions is not None else is_relsim_training_file(path)):
         folder = image_folder if image_folder is not None else _default_image_folder(Path(path))
-        rel = import_relsim_jsonl(ws, path, folder, workers=workers, progress=progress)
+        rel = import_relsim_jsonl(ws, path, folder, workers=workers, progress=progress, recheck=recheck)
         report = rel.images
         report.warnings.append(rel.summary())
     elif kind == "seed_groups":
@@ -80,9 +81,12 @@ def ingest_source(ws: Workspace, path: str | os.PathLike, *, kind: str | None = 
     elif kind == "keep_list":  # a filtered pool's kept images (relcurate pool keep)
         report = ingest_keep_list(ws, path, workers=workers, progress=progress)
     else:
-        report = ingest_items(ws, read_items(path, kind, image_folder), workers=workers, progress=progress)
-    if download and report.pending_download:
+        report = ingest_items(ws, read_items(path, kind, image_folder), workers=workers, progress=progress,
+                              recheck=recheck)
+    if download and (report.pending_download or kind != "folder"):
+        # Every pending row, not only this run's: an earlier run of this input may have been
+        # killed before its downloads (a re-run then registers nothing new).
         fetched = download_pending(ws, allow_private=allow_private_urls, progress=progress)
         report.merge(fetched)
-    report.near_duplicates += record_near_duplicates(ws, report.new_image_ids)
+    report.near_duplicates += record_near_duplicates(ws)  # every image not searched yet
     return report  # the labeling pool is the caller's business (curation/intake.py)

@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from relcurate.curation.ingest.store_writes import IngestReport, ingest_items
 from relcurate.curation.ingest.sources import SourceItem, read_reference_jsonl
 from relcurate.db.engine import session_scope
+from relcurate.db.write_retry import is_postgres
 from relcurate.db.models import Caption, CaptionReview, CaptionStatus, Image, ImageSource, utcnow
 from relcurate.workspace import Workspace
 
 CHUNK = 500
+_CAPTION_LOCK = 0x72656C73696D  # "relsim": advisory lock key for caption imports
 _SPLIT_RE = re.compile(r"(?:^|[_\-.])(train|test|val|valid|validation|dev)$", re.IGNORECASE)
 # The reference training set's file names: anonymous_captions_train.jsonl / _test.jsonl.
 _TRAINING_FILE_RE = re.compile(r"^anonymous_captions(?:_[A-Za-z0-9\-]+)?\.jsonl$")
@@ -61,13 +63,18 @@ def is_relsim_training_file(path: str | os.PathLike) -> bool:
 
 def import_relsim_jsonl(ws: Workspace, jsonl: str | os.PathLike, image_folder: str | os.PathLike | None = None, *,
                         split: str | None = None, workers: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> RelsimImportReport:
+                        progress: Callable[[int, int], None] | None = None,
+                        recheck: bool = False) -> RelsimImportReport:
     jsonl = Path(jsonl)
     items = list(read_reference_jsonl(jsonl, image_folder))
     report = RelsimImportReport(split=split or split_from_name(jsonl))
-    report.images = ingest_items(ws, items, workers=workers, progress=progress)
+    report.images = ingest_items(ws, items, workers=workers, progress=progress, recheck=recheck)
     rows = [(it.ref_hash, it.alt_text) for it in items if isinstance(it, SourceItem)]
     with session_scope(ws.engine) as s:
+        if is_postgres(s):
+            # Captions have no unique key: serialise concurrent imports so the "already there"
+            # check below sees the other's captions (SQLite writers are serial already).
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPTION_LOCK})
         image_of = _images_by_ref_hash(s, sorted({h for h, _ in rows}))
         matched = sorted(set(image_of.values()))
         existing = _accepted_image_captions(s, matched)

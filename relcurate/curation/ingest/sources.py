@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from relcurate.safe_names import hash_problem, is_within, text_problem, url_problem
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
 # Image-like files we do not accept are still picked up, so they are quarantined with a reason
 # ("unsupported_format") instead of vanishing; anything else in a folder (notes, JSON) is ignored.
@@ -29,6 +31,8 @@ class SourceItem:
     ref_hash: str | None = None  # the reference JSONL's image_hash
     where: str = ""  # "file:line" for messages
     warnings: tuple[str, ...] = field(default=())
+    # (size, mtime_ns) of a local file when it was read: a changed file is read again (store_writes)
+    stamp: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,19 +51,37 @@ def file_uri(path: str) -> str:
     return "file://" + display_path(os.path.abspath(path))
 
 
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of the file a path names (following links), None if it cannot be stat-ed."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def walk_folder(root: str | os.PathLike) -> Iterator[SourceItem | BadRecord]:
-    """Recursive, sorted, never follows directory symlinks (so a link loop cannot hang it)."""
+    """Recursive, sorted, never follows directory symlinks (so a link loop cannot hang it).
+
+    A file symlink is followed only when its target lies inside the source root: a link named
+    ``x.png`` pointing at ``/etc/passwd`` is reported, never read or copied into quarantine."""
     root = os.fspath(root)
     if not os.path.isdir(root):
         yield BadRecord(display_path(root), "not_a_folder", "no such folder")
         return
+    real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             if os.path.splitext(name)[1].lower() not in CANDIDATE_EXTENSIONS:
                 continue
-            yield SourceItem(uri=file_uri(path), kind="folder", path=path, where=display_path(path))
+            if os.path.islink(path) and os.path.exists(path) and not is_within(real_root, path):
+                yield BadRecord(display_path(path), "symlink_outside_source",
+                                f"symlink to {display_path(os.path.realpath(path))} leaves the source folder; not followed")
+                continue
+            yield SourceItem(uri=file_uri(path), kind="folder", path=path, where=display_path(path),
+                             stamp=file_stamp(path))
         # Directory symlinks are listed in dirnames but not descended into; report loops.
         for d in list(dirnames):
             full = os.path.join(dirpath, d)
@@ -74,8 +96,9 @@ def read_url_list(path: str | os.PathLike) -> Iterator[SourceItem | BadRecord]:
         if not url or url.startswith("#"):
             continue
         where = f"{display_path(os.fspath(path))}:{lineno}"
-        if not url.lower().startswith(("http://", "https://")):
-            yield BadRecord(where, "bad_url", f"not an http(s) URL: {url[:200]!r}")
+        problem = url_problem(url)
+        if problem:
+            yield BadRecord(where, "bad_url", problem)
             continue
         yield SourceItem(uri=url, kind="url", url=url, where=where)
 
@@ -107,15 +130,34 @@ def read_reference_jsonl(path: str | os.PathLike, image_folder: str | os.PathLik
             if not isinstance(image_hash, str) or not image_hash.strip():
                 yield BadRecord(where, "bad_record", "missing image_hash")
                 continue
+            # The hash becomes <image_folder>/<hash>.png here and images/<hash>.png in exports.
+            problem = hash_problem(image_hash)
+            if problem:
+                yield BadRecord(where, "bad_image_hash", problem)
+                continue
             if url is not None and not isinstance(url, str):
                 yield BadRecord(where, "bad_record", "url_link must be a string")
                 continue
+            if url is not None and (problem := url_problem(url)):
+                yield BadRecord(where, "bad_url", problem)
+                continue
             caption = row.get("caption")
+            if caption is not None and (problem := text_problem(caption, "caption")):
+                yield BadRecord(where, "bad_text", problem)
+                continue
             warnings: list[str] = []
             if check_md5 and url and reference_hash(url) != image_hash:
                 warnings.append(f"image_hash {image_hash} is not md5(url_link) {reference_hash(url)}")
             local = folder / f"{image_hash}.png" if folder else None
-            has_local = local is not None and local.exists()
+            try:
+                has_local = local is not None and local.is_file()
+            except OSError as exc:  # e.g. ENAMETOOLONG on an odd file system
+                yield BadRecord(where, "unreadable", f"{image_hash}.png: {exc.strerror or exc}")
+                continue
+            if has_local and not is_within(folder, local):
+                yield BadRecord(where, "symlink_outside_source",
+                                f"{image_hash}.png links outside the image folder; not followed")
+                continue
             if not has_local and not url:
                 yield BadRecord(where, "missing_image", f"no {image_hash}.png in the image folder and no url_link")
                 continue
@@ -128,6 +170,7 @@ def read_reference_jsonl(path: str | os.PathLike, image_folder: str | os.PathLik
                 ref_hash=image_hash,
                 where=where,
                 warnings=tuple(warnings),
+                stamp=file_stamp(str(local)) if has_local else None,
             )
 
 
@@ -154,7 +197,11 @@ def read_parquet(path: str | os.PathLike) -> Iterator[SourceItem | BadRecord]:
         for url, text in zip(urls, texts):
             row_no += 1
             where = f"{display_path(os.fspath(path))}:row {row_no}"
-            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-                yield BadRecord(where, "bad_url", f"not an http(s) URL: {str(url)[:200]!r}")
+            problem = url_problem(url)
+            if problem:
+                yield BadRecord(where, "bad_url", problem)
+                continue
+            if text is not None and (problem := text_problem(text, "caption")):
+                yield BadRecord(where, "bad_text", problem)
                 continue
             yield SourceItem(uri=url, kind="parquet", url=url, alt_text=text, where=where)

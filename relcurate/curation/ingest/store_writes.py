@@ -1,11 +1,16 @@
 """Ingest: source items -> verified originals in the content-addressed store -> rows in the store.
 
-Flow: readers (sources.py) yield items; items whose URI is already known are skipped (so a re-run
-changes nothing); local files are read, fully decoded, hashed and thumbnailed in worker processes
-(both cores), which also write the original and thumbnail files atomically; the main process
-writes rows in small transactions. A kill -9 at any point leaves either complete rows or nothing,
-and the re-run picks up whatever was not recorded. URL items become `pending_download` rows and
-are fetched by download.py when the network allows.
+Flow: readers (sources.py) yield items; items whose URI is already known are skipped unless the
+local file changed since it was read (size or mtime: it is read again and the summary says
+"changed") or `recheck` asks to re-verify quarantined ones; local files are read, decoded, hashed
+and thumbnailed in worker processes (both cores), which also write the original and thumbnail
+files atomically; the main process writes rows in small transactions. A kill -9 at any point
+leaves either complete rows or nothing, and the re-run picks up whatever was not recorded. URL
+items become `pending_download` rows and are fetched by download.py when the network allows.
+
+Concurrent ingests (two processes, overlapping inputs, either back end) are safe: every write
+transaction goes through `run_write`, so a unique-key race (same sha256, same URI) re-runs the
+batch, which then sees the other writer's rows and takes the merge path.
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
 from relcurate.curation.ingest.imagecheck import CheckedImage, Rejected, check_image_bytes, read_image_file
+from relcurate.curation.ingest.originals import store_original
 from relcurate.curation.ingest.sources import BadRecord, SourceItem, display_path
 from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.write_retry import run_write
 from relcurate.db.models import (
     GroupMember,
     Image,
@@ -50,6 +57,8 @@ class IngestReport:
     added: int = 0
     duplicates_merged: int = 0  # new source for an image already stored
     already_known: int = 0  # source URI seen before: skipped
+    changed: int = 0  # a known local file whose bytes changed (re-read, re-verified)
+    rechecked: int = 0  # quarantined items verified again (--recheck)
     pending_download: int = 0
     downloaded: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
@@ -101,34 +110,57 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def process_bytes(item: SourceItem, data: bytes, root: str, max_pixels: int) -> Processed:
+def process_bytes(item: SourceItem, data: bytes, root: str, max_pixels: int, *,
+                  quarantine_max_bytes: int | None = None, src: tuple[str, os.stat_result] | None = None) -> Processed:
+    """Verify `data` and write the original, thumbnail or quarantine copy. `src` (path, stat
+    taken before the read) lets the original be cloned from the source file instead of written
+    from memory; a quarantine copy is kept only up to `quarantine_max_bytes` (the reason is
+    recorded either way)."""
     result = check_image_bytes(data, name=item.where, max_pixels=max_pixels)
     base = Path(root)
     if isinstance(result, CheckedImage):
-        _atomic_write(base / image_relpath(result.sha256, result.ext), data)
+        store_original(base / image_relpath(result.sha256, result.ext), data, src)
         _atomic_write(base / thumb_relpath(result.sha256), result.thumbnail)
         result = dataclasses.replace(result, thumbnail=b"")  # don't ship it back over the pipe
     elif result.sha256:
-        _atomic_write(base / quarantine_relpath(result.sha256), data)
+        if quarantine_max_bytes is not None and len(data) > quarantine_max_bytes:
+            result = dataclasses.replace(result, detail=f"{result.detail} (bytes not kept: {len(data)} > "
+                                                        f"quarantine limit {quarantine_max_bytes})")
+        else:
+            _atomic_write(base / quarantine_relpath(result.sha256), data)
     return Processed(item, result)
 
 
-def process_local(args: tuple[SourceItem, str, int]) -> Processed:
-    item, root, max_pixels = args
+def process_local(args: tuple) -> Processed:
+    item, root, max_pixels, *rest = args
+    q_cap = rest[0] if rest else None
+    try:
+        before = os.stat(item.path)
+    except (OSError, ValueError):
+        before = None
     data = read_image_file(item.path)  # never blocks on a FIFO; ELOOP/EACCES become Rejected
     if isinstance(data, Rejected):
         return Processed(item, data)
-    return process_bytes(item, data, root, max_pixels)
+    return process_bytes(item, data, root, max_pixels, quarantine_max_bytes=q_cap,
+                         src=(item.path, before) if before is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------
 # Main-process side: bookkeeping in the store.
 
 def known_uris(session: Session, uris: Sequence[str]) -> set[str]:
-    found: set[str] = set()
+    return set(known_sources(session, uris))
+
+
+def known_sources(session: Session, uris: Sequence[str]) -> dict[str, tuple[int | None, int | None, str]]:
+    """uri -> (file_size, file_mtime_ns, image status) for the URIs already in the store."""
+    found: dict[str, tuple[int | None, int | None, str]] = {}
     for i in range(0, len(uris), LOOKUP_CHUNK):
         chunk = list(uris[i : i + LOOKUP_CHUNK])
-        found.update(session.exec(select(ImageSource.uri).where(ImageSource.uri.in_(chunk))))
+        for uri, size, mtime, status in session.exec(
+                select(ImageSource.uri, ImageSource.file_size, ImageSource.file_mtime_ns, Image.status)
+                .join(Image, Image.id == ImageSource.image_id).where(ImageSource.uri.in_(chunk))):
+            found[uri] = (size, mtime, status)
     return found
 
 
@@ -140,7 +172,9 @@ def record_bad(session: Session, bad: BadRecord, report: IngestReport) -> None:
 
 
 def _add_source(session: Session, image_id: int, item: SourceItem) -> None:
-    session.add(ImageSource(image_id=image_id, uri=item.uri, kind=item.kind, alt_text=item.alt_text, ref_hash=item.ref_hash))
+    size, mtime = item.stamp or (None, None)
+    session.add(ImageSource(image_id=image_id, uri=item.uri, kind=item.kind, alt_text=item.alt_text,
+                            ref_hash=item.ref_hash, file_size=size, file_mtime_ns=mtime))
 
 
 def register_pending(session: Session, item: SourceItem) -> Image:
@@ -176,6 +210,9 @@ def record_processed(session: Session, p: Processed, report: IngestReport) -> No
     if isinstance(r, Rejected):
         report.quarantined.append(Quarantined(item.where, r.reason, r.detail))
     if existing is not None:
+        if pending is not None and pending.id == existing.id:
+            report.already_known += 1  # a concurrent ingest recorded this very source first
+            return
         if pending is not None and pending.id != existing.id:
             merge_into(session, pending.id, existing.id)
         elif pending is None:
@@ -228,7 +265,9 @@ def record_batch(session: Session, batch: list[Processed], report: IngestReport)
         ).all()
         session.execute(insert(ImageSource), [
             {"image_id": i, "uri": p.item.uri, "kind": p.item.kind, "alt_text": p.item.alt_text,
-             "ref_hash": p.item.ref_hash, "added_at": now} for i, p in zip(ids, fresh)
+             "ref_hash": p.item.ref_hash, "added_at": now,
+             "file_size": (p.item.stamp or (None, None))[0], "file_mtime_ns": (p.item.stamp or (None, None))[1]}
+            for i, p in zip(ids, fresh)
         ])
         for i, p in zip(ids, fresh):
             if isinstance(p.result, CheckedImage):
@@ -238,6 +277,73 @@ def record_batch(session: Session, batch: list[Processed], report: IngestReport)
                 report.quarantined.append(Quarantined(p.item.where, p.result.reason, p.result.detail))
     for p in slow:
         record_processed(session, p, report)
+
+
+def record_reread(session: Session, p: Processed, report: IngestReport, *, recheck: bool) -> None:
+    """A known source read again (its file changed, or --recheck of a quarantined item)."""
+    item, r = p.item, p.result
+    src = session.exec(select(ImageSource).where(ImageSource.uri == item.uri)).first()
+    if src is None:  # removed meanwhile: record it as new
+        record_processed(session, p, report)
+        return
+    old = session.get(Image, src.image_id)
+    if r.sha256 is None:  # could not read it now: keep the old stamp so the next run tries again
+        report.quarantined.append(Quarantined(item.where, r.reason, r.detail))
+        return
+    src.file_size, src.file_mtime_ns = item.stamp or (None, None)
+    if old is not None and old.sha256 == r.sha256:  # same bytes (touched, or re-verified)
+        if old.status == ImageStatus.quarantined:
+            report.rechecked += recheck
+            if isinstance(r, CheckedImage):  # verifies now (limits changed)
+                _set_result(old, item, r)
+                report.added += 1
+                report.new_image_ids.append(old.id)
+            else:
+                _set_result(old, item, r)
+                report.quarantined.append(Quarantined(item.where, r.reason, r.detail))
+        else:
+            report.already_known += 1
+        return
+    report.changed += 1
+    report.rechecked += recheck and old is not None and old.status == ImageStatus.quarantined
+    target = session.exec(select(Image).where(Image.sha256 == r.sha256)).first()
+    others = session.exec(select(ImageSource.id).where(ImageSource.image_id == src.image_id,
+                                                       ImageSource.id != src.id)).first() if old else None
+    if isinstance(r, Rejected):
+        report.quarantined.append(Quarantined(item.where, r.reason, r.detail))
+    fresh_content = target is None
+    if target is None and old is not None and old.status != ImageStatus.ok and others is None:
+        _set_result(old, item, r)  # a repaired quarantined file: same row, now verified
+        target = old
+    elif target is None:
+        target = Image(source_uri=item.uri, alt_text=item.alt_text)
+        _set_result(target, item, r)
+        session.add(target)
+        session.flush()
+    else:
+        report.duplicates_merged += isinstance(r, CheckedImage)
+    if target.id != src.image_id:
+        src.image_id = target.id
+        session.flush()
+        if old is not None and old.status != ImageStatus.ok and others is None:
+            session.delete(old)  # a quarantine row nothing points at any more
+    if fresh_content and isinstance(r, CheckedImage):
+        report.added += 1
+        report.new_image_ids.append(target.id)
+
+
+def _set_result(img: Image, item: SourceItem, r: CheckedImage | Rejected) -> None:
+    img.sha256, img.size_bytes = r.sha256, r.size_bytes
+    img.dedup_done = False
+    if isinstance(r, CheckedImage):
+        img.status = ImageStatus.ok
+        img.ext, img.width, img.height, img.phash = r.ext, r.width, r.height, r.phash
+        img.meta = {"format": r.format, "mode": r.mode, "frames": r.frames}
+        img.quarantine_reason = img.quarantine_detail = None
+    else:
+        img.status = ImageStatus.quarantined
+        img.ext = img.width = img.height = img.phash = None
+        img.quarantine_reason, img.quarantine_detail = r.reason, f"{item.where}: {r.detail}"
 
 
 def _image_row(p: Processed, now) -> dict:
@@ -269,6 +375,17 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def _write(ws: Workspace, fn: Callable[[Session, IngestReport], None]) -> IngestReport:
+    """One write transaction, retried whole on a concurrent writer's conflict; the counts of a
+    failed attempt are thrown away with it."""
+    def tx(s: Session) -> IngestReport:
+        part = IngestReport()
+        fn(s, part)
+        return part
+
+    return run_write(ws.engine, tx)
+
+
 def ingest_items(
     ws: Workspace,
     items: Iterable[SourceItem | BadRecord],
@@ -276,45 +393,53 @@ def ingest_items(
     workers: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    recheck: bool = False,
 ) -> IngestReport:
-    """Store every item: local ones are verified now, remote ones are registered as pending."""
+    """Store every item: local ones are verified now, remote ones are registered as pending.
+    A known local source is read again when its (size, mtime) changed, or with `recheck` when
+    its image is quarantined."""
     report = IngestReport()
     items = list(items)
     good = [x for x in items if isinstance(x, SourceItem)]
-    with session_scope(ws.engine) as s:
-        for bad in (x for x in items if isinstance(x, BadRecord)):
-            record_bad(s, bad, report)
-        known = known_uris(s, [x.uri for x in good])
-    todo_local, todo_remote, seen = [], [], set(known)
+    bads = [x for x in items if isinstance(x, BadRecord)]
+    for chunk in _batched(bads, WRITE_BATCH):
+        report.merge(_write(ws, lambda s, part, chunk=chunk: [record_bad(s, b, part) for b in chunk]))
+    with read_scope(ws.engine) as s:
+        known = known_sources(s, [x.uri for x in good])
+    todo_local, todo_remote, reread, seen = [], [], set(), set()
     for it in good:
         report.warnings.extend(f"{it.where}: {w}" for w in it.warnings)
         if it.uri in seen:
-            report.already_known += 1
+            continue  # the same URI twice in one input is one source
+        seen.add(it.uri)
+        if it.uri in known:
+            size, mtime, status = known[it.uri]
+            changed = it.path is not None and it.stamp is not None and (size, mtime) != it.stamp
+            if changed or (recheck and it.path is not None and status == ImageStatus.quarantined):
+                reread.add(it.uri)
+                todo_local.append(it)
+            else:
+                report.already_known += 1
             continue
-        seen.add(it.uri)  # the same URI twice in one input is one source
         (todo_local if it.path else todo_remote).append(it)
 
     total, done = len(todo_local) + len(todo_remote), 0
     for batch in _batched(todo_remote, WRITE_BATCH):
-        with session_scope(ws.engine) as s:
-            for it in batch:
-                register_pending(s, it)
-        report.pending_download += len(batch)
+        report.merge(_write(ws, lambda s, part, batch=batch: _register_all(s, batch, part)))
         done += len(batch)
         if progress:
             progress(done, total)
 
     if todo_local:
-        root, max_px = str(ws.root), ws.ingest.max_pixels
+        root, max_px, q_cap = str(ws.root), ws.ingest.max_pixels, ws.ingest.quarantine_max_bytes
         n_workers = workers or default_workers()
         own = executor is None and n_workers > 1
         pool = executor or (ProcessPoolExecutor(max_workers=n_workers) if own else None)
         try:
-            args = ((it, root, max_px) for it in todo_local)
+            args = ((it, root, max_px, q_cap) for it in todo_local)
             results = pool.map(process_local, args, chunksize=8) if pool else map(process_local, args)
             for batch in _batched(results, WRITE_BATCH):
-                with session_scope(ws.engine) as s:
-                    record_batch(s, batch, report)
+                report.merge(_write(ws, lambda s, part, batch=batch: _record_mixed(s, batch, part, reread, recheck)))
                 done += len(batch)
                 if progress:
                     progress(done, total)
@@ -322,6 +447,24 @@ def ingest_items(
             if own:
                 pool.shutdown()
     return report
+
+
+def _register_all(session: Session, batch: list[SourceItem], report: IngestReport) -> None:
+    known = known_uris(session, [it.uri for it in batch])  # another ingest may have got there first
+    for it in batch:
+        if it.uri in known:
+            report.already_known += 1
+        else:
+            register_pending(session, it)
+            report.pending_download += 1
+
+
+def _record_mixed(session: Session, batch: list[Processed], report: IngestReport, reread: set[str],
+                  recheck: bool) -> None:
+    again = [p for p in batch if p.item.uri in reread]
+    record_batch(session, [p for p in batch if p.item.uri not in reread], report)
+    for p in again:
+        record_reread(session, p, report, recheck=recheck)
 
 
 def quarantine_report(ws: Workspace) -> list[tuple[str, str, str]]:

@@ -213,14 +213,23 @@ _TASK_COLS = "kind, image_id, order_key, sample_u, target, assigned, is_open"
 
 
 def _insert_tasks(s: Session, rows: list[tuple]) -> None:
-    """Bulk insert through the driver (COPY on PostgreSQL): a million-image pool in seconds."""
+    """Bulk insert through the driver (COPY on PostgreSQL): a million-image pool in seconds.
+
+    A task another process inserted meanwhile (two ingests syncing the pool at once) is skipped,
+    not an error: COPY goes into a per-transaction staging table, then INSERT ... ON CONFLICT
+    DO NOTHING (a plain COPY into label_task raised UniqueViolation)."""
     conn = s.connection()
     if is_postgres(s):
-        with conn.connection.driver_connection.cursor().copy(f"COPY label_task ({_TASK_COLS}) FROM STDIN") as cp:
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS label_task_stage "
+                             "(LIKE label_task INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with conn.connection.driver_connection.cursor().copy(f"COPY label_task_stage ({_TASK_COLS}) FROM STDIN") as cp:
             for row in rows:
                 cp.write_row(row)
+        conn.exec_driver_sql(f"INSERT INTO label_task ({_TASK_COLS}) SELECT {_TASK_COLS} FROM label_task_stage "
+                             "ON CONFLICT DO NOTHING")
+        conn.exec_driver_sql("DELETE FROM label_task_stage")
     else:
-        conn.exec_driver_sql(f"INSERT INTO label_task ({_TASK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.exec_driver_sql(f"INSERT OR IGNORE INTO label_task ({_TASK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 # -- leasing --------------------------------------------------------------------------------

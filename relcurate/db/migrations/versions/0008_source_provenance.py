@@ -1,7 +1,7 @@
 """image_source.provenance: where a source reference came from (e.g. a filtered pool)
 
 Revision ID: 0008
-Revises: 0001
+Revises: 0007
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0001'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
