@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from relcurate.curation.ingest.imagecheck import CheckedImage, Rejected, check_image_bytes, read_image_file
 from relcurate.curation.ingest.originals import store_original
 from relcurate.curation.ingest.sources import BadRecord, SourceItem, display_path
-from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.write_retry import run_write
 from relcurate.db.models import (
     GroupMember,
