@@ -150,8 +150,6 @@ def push_filter(ws: Workspace, client: LSClient, *, limit: int | None = None, mo
                              .where(Prediction.model_version_id == mv.id, Prediction.image_id.in_(ids))).all()) \
             if (mv is not None and ids) else {}
     mv_name = ls_model_version(mv) if mv is not None else None
-    if mv_name:
-        projects.set_model_version(ws, client, rec, mv_name)
     result = PushResult(rec.ls_project_id, 0, already, mv_name)
     for start in range(0, len(ids), batch):
         tasks, rows = [], []
@@ -169,6 +167,13 @@ def push_filter(ws: Workspace, client: LSClient, *, limit: int | None = None, mo
         result.pushed += len(tasks)
         if progress:
             progress(result.pushed, len(ids))
+    if mv_name:
+        # After the import: Label Studio accepts a project model version only once it has
+        # predictions of that version.
+        try:
+            projects.set_model_version(ws, client, rec, mv_name)
+        except LabelStudioError as exc:
+            result.problems.append(f"project model version not set to {mv_name}: {exc}")
     return result
 
 

@@ -94,7 +94,8 @@ class WebhookReceiver:
         return self.url
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._threads:  # shutdown() waits for serve_forever, which only runs once started
+            self._server.shutdown()
         self._server.server_close()
         self._queue.put(None)
 
