@@ -52,7 +52,7 @@ def ls_ws(ls_server, db_url):
     """A workspace under the Label Studio document root, connected to the session's server,
     with 51 pooled images (one of them gold) and filter predictions for all."""
     ws = Workspace.init(ls_server.new_root() / "ws", db_url=db_url)
-    save_config(ws, LSConfig(ls_server.url, ls_server.token))
+    save_config(ws, LSConfig(ls_server.url, ls_server.token, document_root=str(ls_server.document_root)))
     ids = add_image_rows(ws.engine, 51)
     leases.set_config(ws.engine, strategy="sequential", overlap_fraction=0.0)
     leases.set_gold(ws.engine, ids[0], "yes")
@@ -232,7 +232,8 @@ def test_cli_connect_push_pull_never_prints_the_token(ls_server, caplog):
     w = ["-w", str(ws.root)]
     r = run(app, ["labelstudio", "connect", "--url", ls_server.url, "--token", "wrong-token", *w])
     assert r.exit_code == 2 and "refused the token" in r.output and "wrong-token" not in r.output
-    r = run(app, ["labelstudio", "connect", "--url", ls_server.url, "--token", ls_server.token, *w])
+    r = run(app, ["labelstudio", "connect", "--url", ls_server.url, "--token", ls_server.token,
+                  "--document-root", str(ls_server.document_root), *w])
     assert r.exit_code == 0, r.output
     assert "connected to Label Studio 1.23.2" in r.output and ls_server.token not in r.output
     assert oct(ws.root.joinpath("labelstudio.toml").stat().st_mode & 0o777) == "0o600"
@@ -241,3 +242,59 @@ def test_cli_connect_push_pull_never_prints_the_token(ls_server, caplog):
     r = run(app, ["labelstudio", "pull", *w])
     assert r.exit_code == 0 and "0 new" in r.output, r.output
     assert ls_server.token not in caplog.text + r.output
+
+
+LEAKY = "A {Fruit} shown next to a teapot on a {Surface}."  # "teapot": red1's alt-text
+CLEAN = "A {Fruit} shown next to {Object} on a {Surface}."
+
+
+def _caption_result(text: str, verdict: str) -> list[dict]:
+    return [{"from_name": "caption", "to_name": "images", "type": "textarea", "value": {"text": [text]}},
+            {"from_name": "verdict", "to_name": "images", "type": "choices", "value": {"choices": [verdict]}}]
+
+
+def test_caption_review_in_label_studio_goes_through_the_anonymity_checker(ls_server):
+    from relcurate.curation.groups import captions, membership
+    from relcurate.curation.labelstudio.push import push_captions
+    from relcurate.db.models import GroupStatus, Image
+    from relcurate.testing.groups import populate
+
+    root = ls_server.new_root()
+    ws = Workspace.init(root / "ws")
+    save_config(ws, LSConfig(ls_server.url, ls_server.token, document_root=str(ls_server.document_root)))
+    ids = populate(ws, root / "src")
+    with session_scope(ws.engine) as s:
+        gids = [membership.create_group(s, fam, [ids[f"{fam}{i}"] for i in range(3)],
+                                        status=GroupStatus.complete).id for fam in ("red", "blue")]
+        cids = [captions.add_group_caption(s, g, LEAKY, source="model").id for g in gids]
+    client = LSClient.from_workspace(ws)
+    res = push_captions(ws, client)
+    assert (res.pushed, push_captions(ws, client).pushed) == (2, 0)
+    tmap = mapping.task_map(ws, projects.project_record(ws, client.url, "caption").id)
+    task_of = {t.caption_id: tid for tid, t in tmap.items()}
+    task = client.get(f"/api/tasks/{task_of[cids[0]]}")
+    assert task["data"]["caption"] == LEAKY and len(task["data"]["images"]) == 3
+    # Label Studio serves the image store's bytes through its local-files storage.
+    with read_scope(ws.engine) as s:
+        img = s.get(Image, ids["red0"])
+    r = httpx.get(ls_server.url + task["data"]["images"][0], headers={"Authorization": f"Token {ls_server.token}"})
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == img.sha256
+
+    admin_ls = _ls_user(client, "admin@example.com")
+    leaky_ann = client.post(f"/api/tasks/{task_of[cids[0]]}/annotations/",
+                            {"result": _caption_result(LEAKY, "Accept"), "completed_by": admin_ls})["id"]
+    client.post(f"/api/tasks/{task_of[cids[1]]}/annotations/",
+                {"result": _caption_result(CLEAN, "Accept"), "completed_by": admin_ls})
+    out = pull(ws, client, "caption")
+    assert out.new == 1 and any("alt_text_leak" in m for m in out.problems)
+    with read_scope(ws.engine) as s:
+        assert [e.action for e in captions.history(s, cids[0])] == ["propose"]  # the checker refused it
+        assert [e.action for e in captions.history(s, cids[1])] == ["propose", "edit", "accept"]
+        assert captions.accepted_caption(s, gids[1]) == CLEAN
+    client.patch(f"/api/annotations/{leaky_ann}/", {"result": _caption_result(CLEAN, "Accept")})
+    out = pull(ws, client, "caption")
+    assert (out.new, out.problems) == (1, [])
+    assert pull(ws, client, "caption").changed == 0
+    with read_scope(ws.engine) as s:
+        assert captions.accepted_caption(s, gids[0]) == CLEAN
+    ws.engine.dispose()

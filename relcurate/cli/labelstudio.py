@@ -40,6 +40,8 @@ def _problems(problems: list[str]) -> None:
 def connect(url: Annotated[str, typer.Option(help="Label Studio URL, e.g. http://127.0.0.1:8080")],
             token: Annotated[str, typer.Option(help="API token (legacy token or personal access token).",
                                                envvar="RELCURATE_LS_TOKEN", show_envvar=True)],
+            document_root: Annotated[Optional[Path], typer.Option(
+                help="The server's LOCAL_FILES_DOCUMENT_ROOT, if not this workspace folder (it must contain it).")] = None,
             workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
     """Check the server and the token, then keep them in the workspace (labelstudio.toml, 0600)."""
     from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient, LSConfig, save_config
@@ -48,7 +50,8 @@ def connect(url: Annotated[str, typer.Option(help="Label Studio URL, e.g. http:/
     try:
         with LSClient(url, token) as client:
             info = client.check()
-            save_config(ws, LSConfig(client.url, token))
+            save_config(ws, LSConfig(client.url, token,
+                                     document_root=str(document_root.resolve()) if document_root else None))
     except LabelStudioError as exc:
         _fail(exc)
     console.print(f"connected to Label Studio {escape(str(info['version']))} at {escape(client.url)} as "

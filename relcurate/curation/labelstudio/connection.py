@@ -37,9 +37,13 @@ class LSConfig:
     url: str
     token: str
     webhook_secret: str | None = None
+    # The server's LOCAL_FILES_DOCUMENT_ROOT: local-file URLs are relative to it (None: the
+    # workspace folder, as `relcurate labelstudio serve` sets it).
+    document_root: str | None = None
 
     def __repr__(self) -> str:  # dataclass repr would show the token
-        return f"LSConfig(url={self.url!r}, token=***, webhook_secret={'***' if self.webhook_secret else None})"
+        return (f"LSConfig(url={self.url!r}, token=***, webhook_secret={'***' if self.webhook_secret else None}, "
+                f"document_root={self.document_root!r})")
 
 
 def normalise_url(url: str) -> str:
@@ -65,6 +69,8 @@ def save_config(ws: Workspace, cfg: LSConfig) -> Path:
              "[labelstudio]", f"url = {_toml_str(cfg.url)}", f"token = {_toml_str(cfg.token)}"]
     if cfg.webhook_secret:
         lines.append(f"webhook_secret = {_toml_str(cfg.webhook_secret)}")
+    if cfg.document_root:
+        lines.append(f"document_root = {_toml_str(cfg.document_root)}")
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
@@ -85,7 +91,7 @@ def load_config(ws: Workspace) -> LSConfig:
     url, token = data.get("url"), os.environ.get(TOKEN_ENV) or data.get("token")
     if not url or not token:
         raise LabelStudioError(f"{path}: needs both url and token")
-    return LSConfig(normalise_url(url), token, data.get("webhook_secret"))
+    return LSConfig(normalise_url(url), token, data.get("webhook_secret"), data.get("document_root"))
 
 
 def _toml_str(s: str) -> str:

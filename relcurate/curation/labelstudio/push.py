@@ -18,6 +18,7 @@ tasks (their `relcurate_image_id`), so nothing is imported twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
@@ -28,7 +29,7 @@ from relcurate.curation.groups import membership
 from relcurate.curation.labeling import leases
 from relcurate.curation.labeling.task_order import make_strategy
 from relcurate.curation.labelstudio import mapping, projects
-from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient
+from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient, load_config
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
     Caption, CaptionStatus, Image, LabelTask, LSProject, LSTask, ModelKind, ModelVersion, Prediction,
@@ -60,7 +61,21 @@ def prediction_for(p_yes: float, model_version: str) -> dict:
 
 
 def local_file_url(relpath: str) -> str:
+    """`relpath` is relative to the server's document root (see `store_prefix`)."""
     return "/data/local-files/?d=" + quote(relpath, safe="/")
+
+
+def store_prefix(ws: Workspace) -> str:
+    """The workspace folder relative to the server's LOCAL_FILES_DOCUMENT_ROOT ("" when equal)."""
+    root = load_config(ws).document_root
+    if not root:
+        return ""
+    try:
+        rel = ws.root.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        raise LabelStudioError(f"the workspace {ws.root} is not below Label Studio's document root {root}; "
+                               f"local files cannot be served from it") from None
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
 
 
 def ensure_local_storage(ws: Workspace, client: LSClient, ls_project_id: int) -> None:
@@ -150,12 +165,13 @@ def push_filter(ws: Workspace, client: LSClient, *, limit: int | None = None, mo
                              .where(Prediction.model_version_id == mv.id, Prediction.image_id.in_(ids))).all()) \
             if (mv is not None and ids) else {}
     mv_name = ls_model_version(mv) if mv is not None else None
+    prefix = store_prefix(ws)
     result = PushResult(rec.ls_project_id, 0, already, mv_name)
     for start in range(0, len(ids), batch):
         tasks, rows = [], []
         for image_id in ids[start:start + batch]:
             sha, ext = images[image_id]
-            data = {"image": local_file_url(image_relpath(sha, ext)), "relcurate_image_id": image_id}
+            data = {"image": local_file_url(prefix + image_relpath(sha, ext)), "relcurate_image_id": image_id}
             task: dict = {"data": data}
             p = scores.get(image_id)
             if p is not None and mv_name:
@@ -193,10 +209,11 @@ def push_captions(ws: Workspace, client: LSClient, *, limit: int | None = None, 
         members = {c.id: membership.member_ids(s, c.group_id) for c in caps}
         all_ids = sorted({i for v in members.values() for i in v})
         images = {i.id: (i.sha256, i.ext) for i in s.exec(select(Image).where(Image.id.in_(all_ids)))} if all_ids else {}
+    prefix = store_prefix(ws)
     result = PushResult(rec.ls_project_id, 0, already)
     for start in range(0, len(caps), batch):
         chunk = caps[start:start + batch]
-        tasks = [{"data": {"images": [local_file_url(image_relpath(*images[i])) for i in members[c.id] if images[i][0]],
+        tasks = [{"data": {"images": [local_file_url(prefix + image_relpath(*images[i])) for i in members[c.id] if images[i][0]],
                            "caption": c.text, "relcurate_caption_id": c.id, "relcurate_group_id": c.group_id}}
                  for c in chunk]
         _import(ws, client, rec, tasks, [{"caption_id": c.id} for c in chunk])
