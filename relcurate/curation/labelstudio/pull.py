@@ -100,6 +100,8 @@ class Ingestor:
         self.ws, self.client, self.rec = ws, client, rec
         self.tasks = mapping.task_map(ws, rec.id)
         self._emails: dict[int, str] | None = None
+        self._pending: list[dict] = []
+        self.batching = 0  # > 0: remember pulled annotations in batches of this size (pull does)
         self._users: dict[str, int] = {}
         with read_scope(ws.engine) as s:
             self.seen = {a.ls_annotation_id: a for a in
@@ -148,22 +150,40 @@ class Ingestor:
 
     def _remember(self, ann_id: int, task: LSTask, user_id: int, answer: str, fingerprint: str, revision: int,
                   label_id: int | None, prior: LSAnnotation | None) -> None:
-        def tx(s):
-            row = s.exec(select(LSAnnotation).where(LSAnnotation.project_id == self.rec.id,
-                                                    LSAnnotation.ls_annotation_id == ann_id)).first()
-            if row is None:
-                row = LSAnnotation(project_id=self.rec.id, ls_annotation_id=ann_id, ls_task_id=task.ls_task_id,
-                                   user_id=user_id, answer=answer, fingerprint=fingerprint, revision=revision,
-                                   label_id=label_id)
-            else:
-                row.answer, row.fingerprint, row.revision, row.label_id = answer, fingerprint, revision, label_id
-                row.user_id, row.deleted, row.pulled_at = user_id, False, utcnow()
-            s.add(row)
-            s.flush()
-            s.expunge(row)
-            return row
+        row = dict(ls_annotation_id=ann_id, ls_task_id=task.ls_task_id, user_id=user_id, answer=answer,
+                   fingerprint=fingerprint, revision=revision, label_id=label_id)
+        self.seen[ann_id] = LSAnnotation(id=prior.id if prior else None, project_id=self.rec.id, **row)
+        self._pending.append(row)
+        if not self.batching or len(self._pending) >= self.batching:
+            self.flush()
 
-        self.seen[ann_id] = run_write(self.ws.engine, tx)
+    def flush(self) -> None:
+        """Write the remembered annotations (one transaction for a batch). Losing a batch in a
+        crash is harmless: the next pull repeats the same request ids, answered as duplicates."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+
+        def tx(s):
+            ids = [r["ls_annotation_id"] for r in pending]
+            rows = {a.ls_annotation_id: a for a in s.exec(select(LSAnnotation).where(
+                LSAnnotation.project_id == self.rec.id, LSAnnotation.ls_annotation_id.in_(ids)))}
+            for r in pending:
+                row = rows.get(r["ls_annotation_id"])
+                if row is None:
+                    row = rows[r["ls_annotation_id"]] = LSAnnotation(project_id=self.rec.id, **r)
+                else:
+                    for k, v in r.items():
+                        setattr(row, k, v)
+                    row.deleted, row.pulled_at = False, utcnow()
+                s.add(row)
+            s.flush()
+            for row in rows.values():
+                s.expunge(row)
+            return rows
+
+        for ann_id, row in run_write(self.ws.engine, tx).items():
+            self.seen[ann_id] = row
 
     def _apply_filter(self, ann: dict, ann_id: int, task: LSTask, user_id: int, out: PullResult) -> None:
         answer = filter_answer(ann)
@@ -219,6 +239,7 @@ class Ingestor:
 
     def delete(self, ann_id: int, out: PullResult) -> None:
         """An annotation was deleted in Label Studio: undo the label it made (a new event)."""
+        self.flush()
         prior = self._prior(ann_id)
         if prior is None or prior.deleted:
             return
@@ -260,6 +281,7 @@ def pull(ws: Workspace, client: LSClient, purpose: str = projects.FILTER) -> Pul
     if not isinstance(tasks, list):
         raise LabelStudioError(f"unexpected export from {client.url} for project {rec.ls_project_id}")
     ing = Ingestor(ws, client, rec)
+    ing.batching = 500
     out = PullResult(project_id=rec.ls_project_id)
     ing.prime_users({u for t in tasks for a in t.get("annotations") or [] if (u := _completed_by(a)) is not None})
     on_server: set[int] = set()
@@ -270,6 +292,7 @@ def pull(ws: Workspace, client: LSClient, purpose: str = projects.FILTER) -> Pul
         for ann in t.get("annotations") or []:
             present.add(int(ann["id"]))
             ing.apply(ann, tid, out)
+    ing.flush()
     gone_tasks = [m for tid, m in ing.tasks.items() if tid not in on_server and m.deleted_at is None]
     if gone_tasks:
         now = utcnow()
