@@ -152,3 +152,23 @@ def test_labels_per_hour(store):
     assert sum(r["labels"] for r in rows if r["username"] == "ann") == 3
     assert sum(r["labels"] for r in rows if r["username"] == "bob") == 1  # the undo is not a decision
     assert all(r["hour"].minute == 0 for r in rows)
+
+
+def test_record_labels_batch_keeps_the_per_decision_guarantees(store):
+    eng, images, users = store
+    ann, bob = users["ann"], users["bob"]
+    batch = [dict(image_id=images[2], user_id=bob, answer="yes", request_id="b1", source="label-studio"),
+             dict(image_id=images[1], user_id=ann, answer="no", request_id="b2", lead_time_ms=1500),
+             dict(image_id=images[1], user_id=ann, answer="yes", request_id="b3")]  # a change of mind
+    out = labels.record_labels(eng, batch)
+    assert [r.answer for r in out] == ["yes", "no", "yes"] and not any(r.duplicate for r in out)
+    assert out[2].supersedes_id == out[1].label_id
+    assert {(c.image_id, c.user_id): c.answer for c in _currents(eng)} == {(images[2], bob): "yes",
+                                                                           (images[1], ann): "yes"}
+    n = len(_events(eng))
+    again = labels.record_labels(eng, batch)  # a re-run (retried pull) writes nothing
+    assert all(r.duplicate for r in again) and len(_events(eng)) == n
+    assert _events(eng, images[2])[0].source == "label-studio"
+    with pytest.raises(labels.LabelError):
+        labels.record_labels(eng, [dict(image_id=images[3], user_id=ann, answer="no", request_id="")])
+    assert labels.record_labels(eng, []) == []

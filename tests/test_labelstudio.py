@@ -298,3 +298,40 @@ def test_caption_review_in_label_studio_goes_through_the_anonymity_checker(ls_se
     with read_scope(ws.engine) as s:
         assert captions.accepted_caption(s, gids[0]) == CLEAN
     ws.engine.dispose()
+
+
+def test_serve_workspace_connects_and_serves_the_image_store(ls_server, tmp_path):
+    """`relcurate labelstudio serve`'s library call, warm from the cached data folder: local
+    files are rooted at the workspace, and the workspace is connected to the server."""
+    import shutil
+
+    from PIL import Image as PILImage
+
+    from relcurate.curation.ingest.pipeline import ingest_source
+    from relcurate.curation.labelstudio.server import find_executable, serve_workspace
+    from relcurate.testing.labelstudio import cached_data_dir
+
+    ws = Workspace.init(tmp_path / "ws")
+    folder = ws.root / "labelstudio"
+    folder.mkdir()
+    shutil.copytree(cached_data_dir(find_executable()), folder / "data")
+    (folder / "admin.toml").write_text(f'email = "admin@example.com"\npassword = "pw-{free_port()}"\n'
+                                       f'token = "{ls_server.token}"\nport = {free_port()}\n')
+    src = tmp_path / "src"
+    src.mkdir()
+    PILImage.new("RGB", (32, 24), (10, 200, 30)).save(src / "a.png")
+    ingest_source(ws, src, workers=1)
+    leases.sync_pool(ws.engine)
+    server, login = serve_workspace(ws)
+    try:
+        cfg = load_config(ws)
+        assert cfg.url == server.url and cfg.document_root is None and server.url != ls_server.url
+        client = LSClient.from_workspace(ws)
+        assert push_filter(ws, client).pushed == 1
+        (tid,) = mapping.task_map(ws, projects.project_record(ws, client.url, "filter").id)
+        url = client.get(f"/api/tasks/{tid}")["data"]["image"]
+        r = httpx.get(server.url + url, headers={"Authorization": f"Token {ls_server.token}"})
+        assert r.status_code == 200 and r.content == next(ws.root.glob("images/*/*/*.png")).read_bytes()
+    finally:
+        server.stop()
+    ws.engine.dispose()

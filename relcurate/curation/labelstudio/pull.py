@@ -100,7 +100,8 @@ class Ingestor:
         self.ws, self.client, self.rec = ws, client, rec
         self.tasks = mapping.task_map(ws, rec.id)
         self._emails: dict[int, str] | None = None
-        self._pending: list[dict] = []
+        self._pending: list[dict] = []  # LSAnnotation rows to write
+        self._decisions: list[tuple[dict, dict]] = []  # (record_label kwargs, what to remember)
         self.batching = 0  # > 0: remember pulled annotations in batches of this size (pull does)
         self._users: dict[str, int] = {}
         with read_scope(ws.engine) as s:
@@ -154,12 +155,31 @@ class Ingestor:
                    fingerprint=fingerprint, revision=revision, label_id=label_id)
         self.seen[ann_id] = LSAnnotation(id=prior.id if prior else None, project_id=self.rec.id, **row)
         self._pending.append(row)
-        if not self.batching or len(self._pending) >= self.batching:
-            self.flush()
 
-    def flush(self) -> None:
-        """Write the remembered annotations (one transaction for a batch). Losing a batch in a
-        crash is harmless: the next pull repeats the same request ids, answered as duplicates."""
+    def flush(self, out: PullResult | None = None) -> None:
+        """Write the queued label decisions (one `labels.record_labels` transaction per batch),
+        then remember them. A crash between the two is harmless: the next pull repeats the same
+        request ids, which the label store answers as duplicates."""
+        decisions, self._decisions = self._decisions, []
+        if decisions:
+            try:
+                results = labels.record_labels(self.ws.engine, [d for d, _ in decisions])
+            except labels.LabelError:  # one bad decision: find it, keep the others
+                results = []
+                for d, meta in decisions:
+                    try:
+                        results.append(labels.record_label(self.ws.engine, **d))
+                    except labels.LabelError as exc:
+                        results.append(None)
+                        if out is not None:
+                            out.problems.append(f"annotation {meta['ann_id']}: {exc}")
+                            if meta["prior"] is None:
+                                out.new -= 1
+                            else:
+                                out.updated -= 1
+            for (_, meta), res in zip(decisions, results):
+                if res is not None:
+                    self._remember(label_id=res.label_id, **meta)
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -197,17 +217,19 @@ class Ingestor:
             return
         revision = 1 if prior is None else prior.revision + 1
         lead = ann.get("lead_time")
-        res = labels.record_label(
-            self.ws.engine, image_id=task.image_id, user_id=user_id, answer=answer,
-            request_id=f"ls:{self.rec.id}:{ann_id}:{revision}",
-            lead_time_ms=int(round(float(lead) * 1000)) if isinstance(lead, (int, float)) else None,
-            source=LabelSource.label_studio, model_version_id=task.model_version_id,
-            now=_parse_time(ann.get("updated_at")) or _parse_time(ann.get("created_at")))
-        self._remember(ann_id, task, user_id, answer, answer, revision, res.label_id, prior)
+        decision = dict(image_id=task.image_id, user_id=user_id, answer=answer,
+                        request_id=f"ls:{self.rec.id}:{ann_id}:{revision}",
+                        lead_time_ms=int(round(float(lead) * 1000)) if isinstance(lead, (int, float)) else None,
+                        source=LabelSource.label_studio, model_version_id=task.model_version_id,
+                        now=_parse_time(ann.get("updated_at")) or _parse_time(ann.get("created_at")))
+        self._decisions.append((decision, dict(ann_id=ann_id, task=task, user_id=user_id, answer=answer,
+                                               fingerprint=answer, revision=revision, prior=prior)))
         if prior is None:
             out.new += 1
         else:
             out.updated += 1
+        if not self.batching or len(self._decisions) >= self.batching:
+            self.flush(out)
 
     def _apply_caption(self, ann: dict, ann_id: int, task: LSTask, user_id: int, out: PullResult) -> None:
         verdict, text = caption_decision(ann)
@@ -230,8 +252,9 @@ class Ingestor:
             out.problems.append(f"annotation {ann_id} on task {task.ls_task_id} (caption "
                                 f"#{task.caption_id}): {exc}")
             return
-        self._remember(ann_id, task, user_id, action, fingerprint, 1 if prior is None else prior.revision + 1,
-                       None, prior)
+        self._remember(ann_id=ann_id, task=task, user_id=user_id, answer=action, fingerprint=fingerprint,
+                       revision=1 if prior is None else prior.revision + 1, label_id=None, prior=prior)
+        self.flush(out)
         if prior is None:
             out.new += 1
         else:
@@ -239,7 +262,7 @@ class Ingestor:
 
     def delete(self, ann_id: int, out: PullResult) -> None:
         """An annotation was deleted in Label Studio: undo the label it made (a new event)."""
-        self.flush()
+        self.flush(out)
         prior = self._prior(ann_id)
         if prior is None or prior.deleted:
             return
@@ -292,7 +315,7 @@ def pull(ws: Workspace, client: LSClient, purpose: str = projects.FILTER) -> Pul
         for ann in t.get("annotations") or []:
             present.add(int(ann["id"]))
             ing.apply(ann, tid, out)
-    ing.flush()
+    ing.flush(out)
     gone_tasks = [m for tid, m in ing.tasks.items() if tid not in on_server and m.deleted_at is None]
     if gone_tasks:
         now = utcnow()

@@ -23,6 +23,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from sqlalchemy import exists
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from relcurate.curation.groups import membership
@@ -145,8 +146,15 @@ def _import(ws: Workspace, client: LSClient, rec: LSProject, tasks: list[dict], 
     if not ids or len(ids) != len(tasks):
         raise LabelStudioError(f"Label Studio did not return the ids of the {len(tasks)} imported tasks; "
                                f"the next push reconciles them")
-    with session_scope(ws.engine) as s:
-        s.add_all([LSTask(project_id=rec.id, ls_task_id=int(tid), **row) for tid, row in zip(ids, rows)])
+    try:
+        with session_scope(ws.engine) as s:
+            s.add_all([LSTask(project_id=rec.id, ls_task_id=int(tid), **row) for tid, row in zip(ids, rows)])
+    except IntegrityError:
+        # A concurrent push mapped (some of) these images first: take our copies back out.
+        for tid in ids:
+            client.delete(f"/api/tasks/{tid}/")
+        raise LabelStudioError("another push into this project ran at the same time; this batch was "
+                               "withdrawn, run the push again") from None
 
 
 def push_filter(ws: Workspace, client: LSClient, *, limit: int | None = None, model_version: str | None = None,
