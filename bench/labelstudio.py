@@ -6,7 +6,7 @@ Label Studio server (started here from .venv-labelstudio/, warm from the test ca
 Timed (relcurate, the whole library call):
 - push: `push_filter` of N queue-selected images with predictions (batched imports of 1,000,
   task <-> image map written per batch);
-- pull: `pull` of N annotations (one JSON export, then label events through labels.record_label);
+- pull: `pull` of N annotations (one JSON export, then label events via labels.record_labels, 500 a transaction);
 - re-pull: the idempotent no-op pull (median of --reps).
 
 Baseline, measured in the same run against the same server: the label-studio-sdk 2.1.2 plain

@@ -1,8 +1,8 @@
 """Pull annotations from Label Studio into relcurate's store (the source of truth).
 
-Filter annotations become filter-label events through `labeling.labels` (source
-"label-studio", the Label Studio user mapped to a relcurate user, lead time kept, Label
-Studio's timestamp as the event time), so agreement, adjudication and consensus treat them like
+Filter annotations become filter-label events through `labeling.labels` (`record_labels`, one
+transaction per 500; source "label-studio", the Label Studio user mapped to a relcurate user,
+lead time kept, Label Studio's timestamp as the event time), so agreement, adjudication and consensus treat them like
 any other label. Caption-review annotations go through `groups.captions.review_caption`, and so
 through the same anonymity checker as edits made in relcurate.
 
