@@ -72,6 +72,9 @@ def test_push_next_annotate_pull_agreement_idempotent(ls_server, ls_ws):
     client = LSClient.from_workspace(ws)
     res = push_filter(ws, client, batch=20)
     assert (res.pushed, res.already, res.model_version, res.problems) == (50, 0, "filt:1", [])
+    info = client.get(f"/api/projects/{res.project_id}")
+    assert (info["maximum_annotations"], info["overlap_cohort_percentage"]) == (2, 0)  # the queue's overlap
+    assert info["label_config"] == projects.filter_label_config() and info["model_version"] == "filt:1"
     tmap = mapping.task_map(ws, projects.project_record(ws, client.url, "filter").id)
     pushed = sorted(t.image_id for t in tmap.values())
     assert pushed == ids[1:51]  # the queue's order (sequential), gold image excluded

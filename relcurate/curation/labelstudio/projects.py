@@ -13,6 +13,7 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from relcurate.curation.labeling import leases
 from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import LSProject
@@ -89,6 +90,9 @@ def ensure_project(ws: Workspace, client: LSClient, purpose: str, *, restore_con
     body = {"title": TITLES[purpose], "label_config": config, "sampling": "Uncertainty sampling",
             "description": "Created by relcurate; relcurate's store is the source of truth.",
             "show_skip_button": True, "maximum_annotations": 1}
+    if purpose == FILTER:  # the queue's overlap, in Label Studio's terms (k annotators on a share)
+        cfg = leases.get_config(ws.engine, leases.FILTER)
+        body.update(maximum_annotations=cfg.overlap_k, overlap_cohort_percentage=round(cfg.overlap_fraction * 100))
     info = client.post("/api/projects", body)
     try:
         with session_scope(ws.engine) as s:
