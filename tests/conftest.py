@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 # Session-scoped tiny Qwen2.5-VL fixtures (tiny_qwen, tiny_qwen_bpe) for every test module.
-pytest_plugins = ["relcurate.testing.models"]
+pytest_plugins = ["relcurate.testing.models", "relcurate.testing.labelstudio"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -213,3 +213,23 @@ def test_label_remembers_the_model_whose_order_leased_the_image(workspace):
     by_id = {e.id: e.model_version_id for e in _events(eng)}
     assert by_id[first.label_id] == mv_id and by_id[changed.label_id] == mv_id
     assert by_id[direct.label_id] is None and by_id[explicit.label_id] is None
+
+
+def test_record_labels_batch_keeps_the_per_decision_guarantees(store):
+    eng, images, users = store
+    ann, bob = users["ann"], users["bob"]
+    batch = [dict(image_id=images[2], user_id=bob, answer="yes", request_id="b1", source="label-studio"),
+             dict(image_id=images[1], user_id=ann, answer="no", request_id="b2", lead_time_ms=1500),
+             dict(image_id=images[1], user_id=ann, answer="yes", request_id="b3")]  # a change of mind
+    out = labels.record_labels(eng, batch)
+    assert [r.answer for r in out] == ["yes", "no", "yes"] and not any(r.duplicate for r in out)
+    assert out[2].supersedes_id == out[1].label_id
+    assert {(c.image_id, c.user_id): c.answer for c in _currents(eng)} == {(images[2], bob): "yes",
+                                                                           (images[1], ann): "yes"}
+    n = len(_events(eng))
+    again = labels.record_labels(eng, batch)  # a re-run (retried pull) writes nothing
+    assert all(r.duplicate for r in again) and len(_events(eng)) == n
+    assert _events(eng, images[2])[0].source == "label-studio"
+    with pytest.raises(labels.LabelError):
+        labels.record_labels(eng, [dict(image_id=images[3], user_id=ann, answer="no", request_id="")])
+    assert labels.record_labels(eng, []) == []

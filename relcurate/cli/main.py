@@ -16,6 +16,7 @@ from relcurate.cli import captions as captions_cli
 from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
+from relcurate.cli import labelstudio as labelstudio_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import pool as pool_cli
 from relcurate.cli import users as users_cli
@@ -31,6 +32,7 @@ app.add_typer(export_cli.app, name="export")
 app.add_typer(groups_cli.app, name="groups")
 app.add_typer(labeling_cli.app, name="labeling")
 app.add_typer(pool_cli.app, name="pool")
+app.add_typer(labelstudio_cli.app, name="labelstudio")
 
 
 @app.command()

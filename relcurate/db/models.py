@@ -403,3 +403,73 @@ class GuidelineExample(SQLModel, table=True):
     note: Optional[str] = None
     pinned_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
     pinned_at: datetime = Field(default_factory=utcnow)
+
+
+# -- Label Studio as a second front end (curation/labelstudio) -------------------------------
+
+
+class LSProject(SQLModel, table=True):
+    """A Label Studio project relcurate created: which server, which purpose (filter | caption),
+    and the label config it was given (a hand-edited config is detected against this)."""
+
+    __tablename__ = "ls_project"
+    __table_args__ = (UniqueConstraint("server", "purpose"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    server: str = Field(max_length=512)  # base URL, no credentials
+    purpose: str = Field(max_length=16)  # filter | caption
+    ls_project_id: int
+    label_config: str
+    model_version: Optional[str] = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LSTask(SQLModel, table=True):
+    """Task <-> image (filter) or task <-> caption (caption review), one row per pushed task:
+    a re-push skips what is here. `deleted_at` is set when the task vanished from the server."""
+
+    __tablename__ = "ls_task"
+    __table_args__ = (UniqueConstraint("project_id", "image_id"), UniqueConstraint("project_id", "caption_id"),
+                      UniqueConstraint("project_id", "ls_task_id"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="ls_project.id", ondelete="CASCADE")
+    ls_task_id: int
+    image_id: Optional[int] = Field(default=None, foreign_key="image.id", ondelete="CASCADE")
+    caption_id: Optional[int] = Field(default=None, foreign_key="caption.id", ondelete="CASCADE")
+    model_version_id: Optional[int] = Field(default=None, foreign_key="model_version.id")
+    deleted_at: Optional[datetime] = None
+    pushed_at: datetime = Field(default_factory=utcnow)
+
+
+class LSUser(SQLModel, table=True):
+    """Label Studio user (by e-mail, per server) <-> relcurate user."""
+
+    __tablename__ = "ls_user"
+    __table_args__ = (UniqueConstraint("server", "ls_email"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    server: str = Field(max_length=512)
+    ls_email: str = Field(max_length=256)
+    user_id: int = Field(foreign_key="app_user.id")
+
+
+class LSAnnotation(SQLModel, table=True):
+    """A pulled Label Studio annotation and what it became: the relcurate event in force for it
+    (`label_id` / caption review), its revision counter (each change is a new event) and whether
+    it was deleted. Makes pull and webhooks idempotent."""
+
+    __tablename__ = "ls_annotation"
+    __table_args__ = (UniqueConstraint("project_id", "ls_annotation_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="ls_project.id", ondelete="CASCADE")
+    ls_annotation_id: int
+    ls_task_id: int
+    user_id: int = Field(foreign_key="app_user.id")
+    answer: Optional[str] = Field(default=None, max_length=16)  # yes | no | skip, or caption action
+    fingerprint: str = Field(max_length=64)  # hash of the result that was ingested
+    revision: int = 1
+    label_id: Optional[int] = Field(default=None, foreign_key="filter_label.id")
+    deleted: bool = False
+    pulled_at: datetime = Field(default_factory=utcnow)

@@ -91,51 +91,80 @@ def _event(conn, *, image_id: int, user_id: int, answer: str, source: str, lead_
         "model_version_id": model_version_id, "created_at": at}).scalar_one()
 
 
-def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, request_id: str,
-                 lead_time_ms: int | None = None, kind: str = leases.FILTER,
-                 source: str = LabelSource.human, model_version_id: int | None = None,
-                 now: datetime | None = None) -> LabelResult:
-    """Record one annotator's decision on one image (see the module docstring for guarantees)."""
+def _check_decision(answer: str, request_id: str, lead_time_ms: int | None) -> tuple[str, int | None]:
     answer = Answer(answer).value
     if not request_id or len(request_id) > 64:
         raise LabelError("request_id must have 1..64 characters")
     if lead_time_ms is not None:
         lead_time_ms = max(0, min(int(lead_time_ms), 2**31 - 1))
+    return answer, lead_time_ms
 
-    def tx(s: Session) -> LabelResult:
-        conn = s.connection()
-        seen = conn.execute(_SEEN, {"rid": request_id}).first()
-        if seen is not None:
-            if seen.user_id != user_id or seen.image_id != image_id:
-                raise LabelError(f"request id {request_id!r} was used for another decision")
-            return LabelResult(seen.id, seen.image_id, user_id, seen.answer, duplicate=True,
-                               supersedes_id=seen.supersedes_id)
-        owner = leases.lease_of_request(s, request_id)
-        if owner is not None and owner != (image_id, user_id):
-            raise LabelError("this decision names another image than the one that was shown; "
-                             "nothing was recorded")
-        at = now or utcnow()
-        leases.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
-        current = _lock_current(s, image_id, user_id)
-        if current is not None and current.answer == answer:
-            leases.on_decision(s, kind, image_id, user_id, answer, at)
-            return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
-        previous = current.label_id if current is not None else None
-        mv = model_version_id
-        if mv is None:  # the label event remembers which model's ordering chose the image
-            mv = conn.execute(_LEASED_BY_MODEL, {"kind": kind, "img": image_id, "uid": user_id}).scalar()
-        label_id = _event(conn, image_id=image_id, user_id=user_id, answer=answer, source=source,
-                          lead_time_ms=lead_time_ms, supersedes_id=previous, request_id=request_id,
-                          model_version_id=mv, at=at)
-        if current is None:
-            conn.execute(_NEW_CURRENT, {"image_id": image_id, "user_id": user_id, "label_id": label_id,
-                                        "answer": answer})
-        else:
-            conn.execute(_SET_CURRENT, {"img": image_id, "uid": user_id, "lid": label_id, "ans": answer})
+
+def _record(s: Session, *, image_id: int, user_id: int, answer: str, request_id: str, lead_time_ms: int | None,
+            kind: str, source: str, model_version_id: int | None, now: datetime | None) -> LabelResult:
+    conn = s.connection()
+    seen = conn.execute(_SEEN, {"rid": request_id}).first()
+    if seen is not None:
+        if seen.user_id != user_id or seen.image_id != image_id:
+            raise LabelError(f"request id {request_id!r} was used for another decision")
+        return LabelResult(seen.id, seen.image_id, user_id, seen.answer, duplicate=True,
+                           supersedes_id=seen.supersedes_id)
+    owner = leases.lease_of_request(s, request_id)
+    if owner is not None and owner != (image_id, user_id):
+        raise LabelError("this decision names another image than the one that was shown; "
+                         "nothing was recorded")
+    at = now or utcnow()
+    leases.lock_task_row(s, kind, image_id)  # lock order: label_task, assignment, current label
+    current = _lock_current(s, image_id, user_id)
+    if current is not None and current.answer == answer:
         leases.on_decision(s, kind, image_id, user_id, answer, at)
-        return LabelResult(label_id, image_id, user_id, answer, duplicate=False, supersedes_id=previous)
+        return LabelResult(current.label_id, image_id, user_id, answer, duplicate=True)
+    previous = current.label_id if current is not None else None
+    mv = model_version_id
+    if mv is None:  # the label event remembers which model's ordering chose the image
+        mv = conn.execute(_LEASED_BY_MODEL, {"kind": kind, "img": image_id, "uid": user_id}).scalar()
+    label_id = _event(conn, image_id=image_id, user_id=user_id, answer=answer, source=source,
+                      lead_time_ms=lead_time_ms, supersedes_id=previous, request_id=request_id,
+                      model_version_id=mv, at=at)
+    if current is None:
+        conn.execute(_NEW_CURRENT, {"image_id": image_id, "user_id": user_id, "label_id": label_id,
+                                    "answer": answer})
+    else:
+        conn.execute(_SET_CURRENT, {"img": image_id, "uid": user_id, "lid": label_id, "ans": answer})
+    leases.on_decision(s, kind, image_id, user_id, answer, at)
+    return LabelResult(label_id, image_id, user_id, answer, duplicate=False, supersedes_id=previous)
 
-    return run_write(engine, tx)
+
+def record_label(engine: Engine, *, image_id: int, user_id: int, answer: str, request_id: str,
+                 lead_time_ms: int | None = None, kind: str = leases.FILTER,
+                 source: str = LabelSource.human, model_version_id: int | None = None,
+                 now: datetime | None = None) -> LabelResult:
+    """Record one annotator's decision on one image (see the module docstring for guarantees)."""
+    answer, lead_time_ms = _check_decision(answer, request_id, lead_time_ms)
+    return run_write(engine, lambda s: _record(
+        s, image_id=image_id, user_id=user_id, answer=answer, request_id=request_id, lead_time_ms=lead_time_ms,
+        kind=kind, source=source, model_version_id=model_version_id, now=now))
+
+
+def record_labels(engine: Engine, decisions: list[dict], *, kind: str = leases.FILTER) -> list[LabelResult]:
+    """Many decisions (each a dict of `record_label`'s keyword arguments) in one transaction, with
+    the same per-decision guarantees: for bulk imports (Label Studio pulls), where one commit per
+    label would dominate. Taken in (image, user) order so concurrent batches lock rows in the same
+    order; results come back in the order given. One refused decision refuses the batch."""
+    checked = []
+    for d in decisions:
+        answer, lead = _check_decision(d["answer"], d["request_id"], d.get("lead_time_ms"))
+        checked.append({"source": LabelSource.human, "model_version_id": None, "now": None, "kind": kind,
+                        **d, "answer": answer, "lead_time_ms": lead})
+    order = sorted(range(len(checked)), key=lambda i: (checked[i]["image_id"], checked[i]["user_id"]))
+
+    def tx(s: Session) -> list[LabelResult]:
+        out: list[LabelResult | None] = [None] * len(checked)
+        for i in order:
+            out[i] = _record(s, **checked[i])
+        return out  # type: ignore[return-value]
+
+    return run_write(engine, tx) if checked else []
 
 
 def undo_label(engine: Engine, *, user_id: int, label_id: int, kind: str = leases.FILTER,

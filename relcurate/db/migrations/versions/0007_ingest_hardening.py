@@ -1,7 +1,7 @@
 """ingest hardening: source file stamps, near-duplicate progress flag, audit events
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0006
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = '0007'
-down_revision = '0001'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
