@@ -99,3 +99,25 @@ def test_held_out_split_matches_the_export(ws):
         assert len({assignment.split_of[i] for i in members if i in assignment.split_of}) <= 1
     with pytest.raises(ValueError, match="held-out split"):
         retrieval.build_database(ws, retrieval.RetrievalConfig(held_out="val"))
+
+
+def test_judge_a_retrieval_run(ws):
+    from relcurate.evaluation.judge import JudgeConfig
+    from relcurate.evaluation.judge_study import judge_retrieval
+    from relcurate.testing.judge_server import StandInJudge
+
+    cfg = retrieval.RetrievalConfig(methods=["oracle", "attribute"], n_queries=10, k=3, seed=0,
+                                    split_weights={"train": 1, "test": 1}, resamples=100, caption_similarity=False)
+    rid = retrieval.run_retrieval(ws, cfg)
+    with StandInJudge() as server:
+        jc = JudgeConfig(base_url=server.base_url, model="stand-in", concurrency=4)
+        jid = judge_retrieval(ws, rid, jc, reference="oracle:1", resamples=100)
+        asked = len(server.requests)
+        assert 10 <= asked <= 20  # one per (method, query) pair, a pair both methods found asked once
+        summary = read_result(ws, get_run(ws, jid, "judge"))
+        rows = {r["method"]: r for r in summary["table"]}
+        assert set(rows) == {"oracle:1", "attribute:1"} and rows["attribute:1"]["ok"] == 10
+        assert rows["oracle:1"]["mean"]["n"] == 10 and "minus_reference" in rows["attribute:1"]
+        assert get_run(ws, jid).parent_id == rid and get_run(ws, jid).status == "done"
+        judge_retrieval(ws, rid, jc)  # the rerun is served from the store's cache
+        assert len(server.requests) == asked
