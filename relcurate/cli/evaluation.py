@@ -235,6 +235,19 @@ def space(
     console.print(f"{len(pts.ids)} images placed ({counts}); figure: {escape(str(path))}")
 
 
+@app.command("baselines")
+def baselines(workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+    """Register the paper's baselines (CLIP-L/14, DINOv2-large) whose weights are in the local hub cache."""
+    from relcurate.evaluation.methods import PAPER_BASELINES, register_paper_baselines
+
+    added = register_paper_baselines(open_workspace(workspace, db))
+    if added:
+        console.print("registered: " + ", ".join(escape(a) for a in added))
+    else:
+        console.print("none added (already registered, or not in the local cache: "
+                      + ", ".join(PAPER_BASELINES) + ")")
+
+
 @app.command("runs")
 def runs(
     kind: Annotated[Optional[str], typer.Option(help="retrieval | judge | mining | ab")] = None,

@@ -81,3 +81,38 @@ def method_vectors(ws: Workspace, mv: ModelVersion, image_ids: Sequence[int], *,
                           f"(images added since it was embedded, or unreadable ones); "
                           f"re-embed with `relcurate models embed {mv.name}:{mv.version}`")
     return found
+
+
+# The paper's baselines by hub id: (registered name, backend). Registered when present locally.
+PAPER_BASELINES = {
+    "openai/clip-vit-large-patch14": ("clip-l14", "clip"),
+    "facebook/dinov2-large": ("dinov2-large", "dinov2"),
+}
+
+
+def local_snapshot(repo_id: str) -> str | None:
+    """The hub cache folder of `repo_id` if it is already on this machine (never downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached, no hub library, offline: all mean "not here"
+        return None
+
+
+def register_paper_baselines(ws: Workspace, *, resolve=local_snapshot) -> list[str]:
+    """Register each paper baseline whose weights are present locally and not registered yet;
+    returns the "name:version" labels added. dreamsim and the caption baselines need more than a
+    folder (a package, a captioner): register those with `relcurate models register`."""
+    from relcurate.models.registry import register_model
+
+    have = {mv.base_model for mv in list_model_versions(ws)}
+    added = []
+    for repo_id, (name, backend) in PAPER_BASELINES.items():
+        path = resolve(repo_id)
+        if not path or path in have or repo_id in have:
+            continue
+        mv = register_model(ws, kind="baseline", name=name, base_model=path,
+                            config={"backend": backend, "hub_id": repo_id})
+        added.append(f"{mv.name}:{mv.version}")
+    return added
