@@ -378,7 +378,7 @@ class EvalRun(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)  # retrieval | judge | mining | ab
     name: str = Field(max_length=256)
-    status: str = Field(default="running", max_length=16)  # running | done | failed
+    status: str = Field(default="running", max_length=16)  # running | done | partial | open (A/B) | failed
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     path: Optional[str] = Field(default=None, max_length=4096)

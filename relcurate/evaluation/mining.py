@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 from sqlmodel import select
 
-from relcurate.curation.groups.membership import GroupError, create_group, member_ids
+from relcurate.curation.groups.membership import GroupError, GroupSummary, add_members, create_group, list_groups, member_ids
 from relcurate.db.models import GroupMember, GroupStatus, SeedGroup
 from relcurate.db.engine import read_scope
 from relcurate.db.write_retry import run_write
@@ -127,3 +127,14 @@ def start_group_from_images(ws: Workspace, image_ids: Sequence[int], *, user_id:
         return int(group.id)
 
     return run_write(ws.engine, write)
+
+
+def draft_groups(ws: Workspace, user_id: int | None = None) -> list[GroupSummary]:
+    """Draft groups (this user's when given) that an image from the evaluation pages can join."""
+    with read_scope(ws.engine) as s:
+        return list_groups(s, status=GroupStatus.draft, created_by=user_id)
+
+
+def add_image_to_group(ws: Workspace, group_id: int, image_id: int) -> bool:
+    """Add one image to a group (True), or nothing when it is already a member (False)."""
+    return bool(run_write(ws.engine, lambda s: add_members(s, int(group_id), [int(image_id)])))

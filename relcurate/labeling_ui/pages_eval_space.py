@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from relcurate.curation.groups.membership import GroupError
-from relcurate.evaluation.mining import start_group_from_images
+from relcurate.evaluation.mining import add_image_to_group, draft_groups, start_group_from_images
 from relcurate.evaluation.similarity_space import REGIONS, similarity_space, space_chart, thumbnail_uri
 from relcurate.evaluation.spaces import SpaceUnavailable
 from relcurate.labeling_ui.eval_views import show_image_id, thumbnails
@@ -28,6 +28,15 @@ def _start_group(ctx: PageContext, ids: list[int]) -> None:
         st.session_state["space_msg"] = f"Draft seed group #{gid} holds images {', '.join(f'#{i}' for i in ids)}."
     except GroupError as exc:
         st.session_state["space_msg"] = f"Could not start a group: {exc}"
+
+
+def _add(ctx: PageContext, group_id: int, image_id: int) -> None:
+    try:
+        added = add_image_to_group(ctx.ws, group_id, image_id)
+        st.session_state["space_msg"] = (f"Image #{image_id} added to group #{group_id}." if added
+                                         else f"Image #{image_id} is already in group #{group_id}.")
+    except GroupError as exc:
+        st.session_state["space_msg"] = f"Could not add the image: {exc}"
 
 
 def render(ctx: PageContext) -> None:
@@ -72,3 +81,9 @@ def render(ctx: PageContext) -> None:
             if ctx.can("curate"):
                 st.button("Start a seed group with the query and this image", key="space_group",
                           icon=":material/workspaces:", on_click=_start_group, args=(ctx, [query, int(choice)]))
+                drafts = {g.id: g for g in draft_groups(ctx.ws, ctx.user.id)}
+                if drafts:
+                    gid = st.selectbox("Your draft groups", list(drafts), key="space_target",
+                                       format_func=lambda g: escape_md(f"#{g} {drafts[g].name} ({drafts[g].n_members})"))
+                    st.button("Add this image to the group", key="space_add", icon=":material/add:",
+                              on_click=_add, args=(ctx, int(gid), int(choice)))
