@@ -69,7 +69,7 @@ def test_raters_answer_the_ab_study(env, monkeypatch):
     ws, sid = env
     at = open_app(ws, monkeypatch, "ann", "ann-password", "ab-study")
     assert not at.exception and titles(at) == ["A/B study"]
-    assert "Similarity space" not in url_paths(at) and "Close in logic, far in looks" not in url_paths(at)
+    assert "Similarity space" not in url_paths(at) and "Relationally close, visually far" not in url_paths(at)
     assert html_of(at).count("data:image/") >= 3  # query, A, B: inline, no /media/ URL
     ann = uid(ws, "ann")
     first = ab_study.next_trial(ws, sid, ann)

@@ -57,7 +57,7 @@ PAGES: list[PageSpec] = [
              "view_dashboard", "Evaluation"),
     PageSpec("similarity-space", "Similarity space", ":material/scatter_plot:", f"{_UI}.pages_eval_space:render",
              "curate", "Evaluation"),
-    PageSpec("mining", "Close in logic, far in looks", ":material/join_inner:", f"{_UI}.pages_eval_mining:render",
+    PageSpec("mining", "Relationally close, visually far", ":material/join_inner:", f"{_UI}.pages_eval_mining:render",
              "curate", "Evaluation"),
     PageSpec("users", "Users", ":material/manage_accounts:", f"{_UI}.pages_admin:render", "manage_users", "Admin"),
     PageSpec("label-setup", "Labeling setup", ":material/tune:", f"{_UI}.pages_label_admin:render", "manage_users", "Admin"),
