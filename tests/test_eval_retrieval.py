@@ -121,3 +121,34 @@ def test_judge_a_retrieval_run(ws):
         assert get_run(ws, jid).parent_id == rid and get_run(ws, jid).status == "done"
         judge_retrieval(ws, rid, jc)  # the rerun is served from the store's cache
         assert len(server.requests) == asked
+
+
+def test_whole_path_on_each_back_end(db_url, tmp_path):
+    """Retrieval, judge (store cache), mining and an A/B study on SQLite and PostgreSQL."""
+    from relcurate.evaluation import ab_study, mining
+    from relcurate.evaluation.judge import JudgeConfig
+    from relcurate.evaluation.judge_study import judge_retrieval
+    from relcurate.testing.judge_server import StandInJudge
+
+    w = build_eval_workspace(tmp_path / "ws", n_pool=16, db_url=db_url)
+    try:
+        register_eval_models(w)
+        rid = retrieval.run_retrieval(w, retrieval.RetrievalConfig(
+            methods=["oracle", "attribute"], n_queries=8, k=3, split_weights={"train": 1, "test": 1},
+            caption_similarity=False, resamples=50))
+        assert read_result(w, get_run(w, rid))["methods"]["oracle:1"]["metrics"]["caption_recall@3"]["estimate"] == 1.0
+        with StandInJudge() as server:
+            cfg = JudgeConfig(base_url=server.base_url, model="stand-in")
+            judge_retrieval(w, rid, cfg, resamples=50)
+            asked = len(server.requests)
+            judge_retrieval(w, rid, cfg, resamples=50)
+            assert len(server.requests) == asked > 0
+        mid = mining.run_mining(w, relational="oracle", attribute="attribute", top=5, skip_grouped=True)
+        assert len(read_result(w, get_run(w, mid))["pairs"]) == 5
+        sid = ab_study.create_study(w, rid, method="oracle:1", baselines=["attribute:1"], n_triplets=3)
+        trial = ab_study.next_trial(w, sid, 1)
+        assert trial is not None
+        ab_study.record_answer(w, trial.triplet_id, 1, "left", a_on_left=trial.a_on_left)
+        assert ab_study.study_results(w, sid)["answers"] == 1
+    finally:
+        w.engine.dispose()

@@ -7,6 +7,7 @@ when opened. Result files carry `"format": RESULT_FORMAT`.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,18 @@ SUMMARY_FILE = "summary.json"
 
 class RunNotFound(LookupError):
     pass
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN / inf (an empty interval, an unmeasured metric) as null: strict JSON, which
+    PostgreSQL's json type and other readers require."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ def start_run(ws: Workspace, kind: str, name: str, params: dict[str, Any], *, pa
     if kind not in KINDS:
         raise ValueError(f"unknown evaluation kind {kind!r}; expected one of {KINDS}")
     with session_scope(ws.engine) as s:
-        row = EvalRun(kind=kind, name=name[:256], params=params, parent_id=parent_id, created_by=created_by)
+        row = EvalRun(kind=kind, name=name[:256], params=json_safe(params), parent_id=parent_id, created_by=created_by)
         s.add(row)
         s.flush()
         row.path = str(run_dir(ws, kind, row.id).relative_to(ws.root))
@@ -73,7 +86,7 @@ def finish_run(ws: Workspace, run_id: int, *, metrics: dict[str, Any], status: s
         row = s.get(EvalRun, run_id)
         if row is None:
             raise RunNotFound(f"no evaluation run {run_id}")
-        row.metrics = metrics
+        row.metrics = json_safe(metrics)
         row.status = status
         row.finished_at = utcnow()
         s.add(row)
@@ -104,7 +117,7 @@ def write_json(path: Path, data: Any) -> Path:
     """Atomic JSON write (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(json_safe(data), indent=1, sort_keys=True, default=str, allow_nan=False))
     os.replace(tmp, path)
     return path
 

@@ -64,9 +64,11 @@ def load_oracle(spec) -> TemplateOracleEmbedder:
     return TemplateOracleEmbedder(**spec.init)
 
 
-def build_eval_workspace(root: Path, *, n_pool: int = 40) -> Workspace:
+def build_eval_workspace(root: Path, *, n_pool: int = 40, db_url: str | None = None) -> Workspace:
     """The demo workspace (synthetic pool + 32 three-image seed groups, one per template twice)
     with every ground-truth caption accepted, so images have captions and groups to score."""
+    if db_url:
+        Workspace.init(root, db_url=db_url).engine.dispose()  # the demo then reuses this config
     build_demo(root, n_images=n_pool)
     ws = Workspace.open(root)
     with session_scope(ws.engine) as s:
