@@ -1,5 +1,6 @@
-"""The A/B preference study: triplets from a retrieval run, >= 3 raters per triplet, random but
-stable left/right per rater, idempotent answers, rates with intervals and rater agreement."""
+"""The A/B preference study: >= 3 raters per triplet, random but stable left/right per rater,
+idempotent answers, rates with intervals and rater agreement. (Triplets made from a retrieval run
+are tested in test_eval_retrieval.py, on both back ends.)"""
 from __future__ import annotations
 
 import shutil
@@ -67,24 +68,3 @@ def test_left_right_is_stable_per_rater_and_balanced():
     flags = [ab.a_on_left(t, u) for t in range(200) for u in range(5)]
     assert 0.4 < sum(flags) / len(flags) < 0.6
     assert ab.a_on_left(7, 3) == ab.a_on_left(7, 3)
-
-
-def test_study_from_a_retrieval_run(tmp_path):
-    from relcurate.evaluation import retrieval
-    from relcurate.testing.evaluation import build_eval_workspace, register_eval_models
-
-    ws = build_eval_workspace(tmp_path / "ws")
-    register_eval_models(ws)
-    rid = retrieval.run_retrieval(ws, retrieval.RetrievalConfig(methods=["oracle", "attribute"], n_queries=15, k=2,
-                                                                split_weights={"train": 1, "test": 1},
-                                                                caption_similarity=False, resamples=50))
-    study = ab.create_study(ws, rid, method="oracle:1", baselines=["attribute:1"], n_triplets=6, raters_per_triplet=3)
-    assert 1 <= ab.progress_of(ws, study)["triplets"] <= 6
-    rankings = retrieval.read_rankings(ws, rid)
-    trial = ab.next_trial(ws, study, 1)
-    assert trial.query_image_id in rankings["oracle:1"]
-    hits = {rankings["oracle:1"][trial.query_image_id][0], rankings["attribute:1"][trial.query_image_id][0]}
-    assert {trial.left_image_id, trial.right_image_id} == hits
-    with pytest.raises(ab.StudyError, match="no method"):
-        ab.create_study(ws, rid, method="oracle:1", baselines=["clip:1"])
-    ws.engine.dispose()

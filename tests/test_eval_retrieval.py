@@ -147,7 +147,11 @@ def test_whole_path_on_each_back_end(db_url, tmp_path):
         assert len(read_result(w, get_run(w, mid))["pairs"]) == 5
         sid = ab_study.create_study(w, rid, method="oracle:1", baselines=["attribute:1"], n_triplets=3)
         trial = ab_study.next_trial(w, sid, 1)
-        assert trial is not None
+        rankings = retrieval.read_rankings(w, rid)
+        hits = {rankings["oracle:1"][trial.query_image_id][0], rankings["attribute:1"][trial.query_image_id][0]}
+        assert {trial.left_image_id, trial.right_image_id} == hits and len(hits) == 2
+        with pytest.raises(ab_study.StudyError, match="no method"):
+            ab_study.create_study(w, rid, method="oracle:1", baselines=["clip:1"])
         ab_study.record_answer(w, trial.triplet_id, 1, "left", a_on_left=trial.a_on_left)
         assert ab_study.study_results(w, sid)["answers"] == 1
     finally:
