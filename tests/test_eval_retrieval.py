@@ -97,6 +97,12 @@ def test_held_out_split_matches_the_export(ws):
     # A seed group never straddles the split.
     for members in snap.members.values():
         assert len({assignment.split_of[i] for i in members if i in assignment.split_of}) <= 1
+    assert db.distractors and not set(db.distractors) & set(db.captions_of)
+    assert retrieval.build_database(ws, retrieval.RetrievalConfig(split_weights={"train": 1, "test": 1},
+                                                                  distractor_kind="synthetic")).distractors == db.distractors
+    assert retrieval.build_database(ws, retrieval.RetrievalConfig(distractor_kind="parquet")).distractors == []
+    sample = retrieval.build_database(ws, retrieval.RetrievalConfig(max_distractors=5, seed=4)).distractors
+    assert len(sample) == 5 and set(sample) <= set(db.distractors)
     with pytest.raises(ValueError, match="held-out split"):
         retrieval.build_database(ws, retrieval.RetrievalConfig(held_out="val"))
 

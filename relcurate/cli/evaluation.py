@@ -39,6 +39,7 @@ def retrieval_cmd(
     split_seed: Annotated[int, typer.Option(help="The export's split seed.")] = 0,
     held_out: str = "test",
     max_distractors: Annotated[Optional[int], typer.Option(help="Sample this many distractors (default: every other image).")] = None,
+    distractor_kind: Annotated[Optional[str], typer.Option(help="Distractors only from sources of this kind (folder | url | jsonl | parquet | ...).")] = None,
     caption_similarity: Annotated[bool, typer.Option(help="MiniLM similarity of accepted captions.")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     workspace: WorkspaceOpt = Path("."),
@@ -55,7 +56,8 @@ def retrieval_cmd(
     try:
         cfg = RetrievalConfig(methods=method or None, n_queries=queries, k=k, seed=seed,
                               split_weights=parse_splits(splits), split_seed=split_seed, held_out=held_out,
-                              max_distractors=max_distractors, caption_similarity=caption_similarity)
+                              max_distractors=max_distractors, distractor_kind=distractor_kind,
+                              caption_similarity=caption_similarity)
         with progress_bar("retrieval", quiet=as_json) as update:
             run_id = run_retrieval(ws, cfg, progress=lambda stage, d, t: update(d, t))
     except (ValueError, MethodError, ModelNotFound) as exc:

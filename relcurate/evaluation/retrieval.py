@@ -47,6 +47,7 @@ class RetrievalConfig:
     split_seed: int = 0  # the export's split seed: the same images are held out
     held_out: str = "test"
     max_distractors: int | None = None  # None: every other usable image
+    distractor_kind: str | None = None  # only images with a source of this kind (e.g. "parquet": a LAION pool)
     resamples: int = 1000
     caption_similarity: bool = True
     batch_size: int = 16
@@ -55,6 +56,7 @@ class RetrievalConfig:
         return {"methods": self.methods, "n_queries": self.n_queries, "k": self.k, "seed": self.seed,
                 "split_weights": dict(self.split_weights), "split_seed": self.split_seed,
                 "held_out": self.held_out, "max_distractors": self.max_distractors,
+                "distractor_kind": self.distractor_kind,
                 "resamples": self.resamples, "caption_similarity": self.caption_similarity}
 
 
@@ -83,6 +85,8 @@ def build_database(ws: Workspace, cfg: RetrievalConfig) -> Database:
     assignment = split_snapshot_images(snap, captions, weights=weights, seed=cfg.split_seed)
     held_out = sorted(i for i, s in assignment.split_of.items() if s == cfg.held_out)
     others = sorted(snap.usable_ids() - set(captions))
+    if cfg.distractor_kind:
+        others = sorted(set(others) & _images_with_source_kind(ws, cfg.distractor_kind))
     if cfg.max_distractors is not None and len(others) > cfg.max_distractors:
         rng = np.random.default_rng([cfg.seed, 1])
         others = sorted(rng.choice(others, cfg.max_distractors, replace=False).tolist())
@@ -92,6 +96,16 @@ def build_database(ws: Workspace, cfg: RetrievalConfig) -> Database:
             groups.setdefault(iid, set()).add(gid)
     return Database(held_out, [int(i) for i in others], {i: frozenset(g) for i, g in groups.items()},
                     {i: frozenset(c) for i, c in captions.items()})
+
+
+def _images_with_source_kind(ws: Workspace, kind: str) -> set[int]:
+    from sqlmodel import select
+
+    from relcurate.db.engine import read_scope
+    from relcurate.db.models import ImageSource
+
+    with read_scope(ws.engine) as s:
+        return {int(i) for i in s.exec(select(ImageSource.image_id).where(ImageSource.kind == kind).distinct())}
 
 
 def choose_queries(db: Database, n: int, seed: int) -> list[int]:
