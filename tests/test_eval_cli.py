@@ -38,6 +38,18 @@ def test_eval_commands(tmp_path, monkeypatch):
         assert server.auth_headers and all(h == f"Bearer {SECRET}" for h in server.auth_headers)
     assert "from cache 0" in text and "LPIPS 4.56" in text and SECRET not in text
 
+    # Endpoint and model from the workspace config, the key from a named environment variable.
+    monkeypatch.setenv("MY_JUDGE_KEY", SECRET + "2")
+    with StandInJudge() as server:
+        cfg = ws.root / "relcurate.toml"
+        cfg.write_text(cfg.read_text() + f'\n[judge]\nbase_url = "{server.base_url}"\nmodel = "stand-in"\n'
+                       f'api_key_env = "MY_JUDGE_KEY"\nconcurrency = 2\n')
+        text = ok("eval", "judge", str(rid), "-m", "attribute:1", "--max-requests", "3")
+        assert server.auth_headers and all(h == f"Bearer {SECRET}2" for h in server.auth_headers)
+        assert len(server.requests) <= 3 and SECRET not in text
+    bad = runner.invoke(app, ["eval", "judge", str(rid), "--model", "", *w])
+    assert bad.exit_code == 2 and "the judge needs model" in bad.output
+
     created = ok("eval", "ab-create", str(rid), "--method", "oracle:1", "-b", "attribute:1", "--triplets", "4")
     sid = int(created.split("#")[1].split(":")[0])
     assert json.loads(ok("eval", "ab-results", str(sid), "--json"))["triplets"] >= 1

@@ -80,38 +80,37 @@ def retrieval_cmd(
 @app.command("judge")
 def judge_cmd(
     run: Annotated[int, typer.Argument(help="A retrieval run id.")],
-    base_url: Annotated[str, typer.Option(envvar="RELCURATE_JUDGE_BASE_URL", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")],
-    model: Annotated[str, typer.Option(envvar="RELCURATE_JUDGE_MODEL", help="Judge model, e.g. gpt-4o.")],
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the key (never printed).")] = "RELCURATE_JUDGE_API_KEY",
+    base_url: Annotated[Optional[str], typer.Option(envvar="RELCURATE_JUDGE_BASE_URL", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (or [judge] base_url in relcurate.toml).")] = None,
+    model: Annotated[Optional[str], typer.Option(envvar="RELCURATE_JUDGE_MODEL", help="Judge model, e.g. gpt-4o (or [judge] model).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default RELCURATE_JUDGE_API_KEY, then OPENAI_API_KEY); never printed.")] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Methods of the run to judge (default: all).")] = None,
     reference: Annotated[Optional[str], typer.Option(help="Method the paired differences are taken against.")] = None,
-    temperature: float = 0.0,
-    concurrency: int = 8,
-    retries: int = 5,
+    temperature: Annotated[Optional[float], typer.Option(help="Default 0 (the reference used 0.7).")] = None,
+    concurrency: Optional[int] = None,
+    retries: Optional[int] = None,
     max_requests: Annotated[Optional[int], typer.Option(help="Spending cap: paid requests this run.")] = None,
     max_cost: Annotated[Optional[float], typer.Option(help="Spending cap: estimated cost this run.")] = None,
-    price_prompt_per_1k: float = 0.0,
-    price_completion_per_1k: float = 0.0,
+    price_prompt_per_1k: Optional[float] = None,
+    price_completion_per_1k: Optional[float] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
 ) -> None:
     """Score each method's top hit with an LLM judge (cached: a rerun pays only for what is missing)."""
-    import os
-
-    from relcurate.evaluation.judge import JudgeConfig
+    from relcurate.evaluation.judge import judge_config
     from relcurate.evaluation.judge_study import judge_retrieval
     from relcurate.evaluation.runs import RunNotFound, get_run, read_result
+    from relcurate.workspace import CONFIG_NAME
 
     ws = open_workspace(workspace, db)
-    cfg = JudgeConfig(base_url=base_url, model=model, api_key=os.environ.get(api_key_env) or None,
-                      temperature=temperature, concurrency=concurrency, retries=retries, max_requests=max_requests,
-                      max_cost=max_cost, price_prompt_per_1k=price_prompt_per_1k,
-                      price_completion_per_1k=price_completion_per_1k)
     try:
+        cfg = judge_config(ws.root / CONFIG_NAME, base_url=base_url, model=model, api_key_env=api_key_env,
+                           temperature=temperature, concurrency=concurrency, retries=retries,
+                           max_requests=max_requests, max_cost=max_cost, price_prompt_per_1k=price_prompt_per_1k,
+                           price_completion_per_1k=price_completion_per_1k)
         with progress_bar("judge", quiet=as_json) as update:
             jid = judge_retrieval(ws, run, cfg, methods=method or None, reference=reference, progress=update)
-    except (ValueError, RunNotFound, FileNotFoundError) as exc:
+    except (ValueError, TypeError, RunNotFound, FileNotFoundError) as exc:
         _fail(exc)
     summary = read_result(ws, get_run(ws, jid))
     if as_json:

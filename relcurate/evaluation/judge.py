@@ -270,3 +270,33 @@ class Judge:
         if progress:
             progress(len(pairs), len(pairs))
         return [r for r in results if r is not None]
+
+
+_CONFIG_FIELDS = {"base_url", "model", "api_key", "temperature", "concurrency", "retries", "backoff_s", "timeout_s",
+                  "max_tokens", "max_requests", "max_cost", "price_prompt_per_1k", "price_completion_per_1k"}
+
+
+def judge_config(config_file: Path | None = None, **overrides) -> JudgeConfig:
+    """A JudgeConfig from the `[judge]` table of a workspace's relcurate.toml, then `overrides`
+    (None values ignored). The key: `api_key` in the table or overrides, else the environment
+    variable named by `api_key_env` (default RELCURATE_JUDGE_API_KEY, then OPENAI_API_KEY)."""
+    import tomllib
+
+    table: dict = {}
+    if config_file is not None and Path(config_file).exists():
+        try:
+            table = dict(tomllib.loads(Path(config_file).read_text()).get("judge", {}))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{config_file}: invalid TOML: {exc}") from None
+    unknown = set(table) - _CONFIG_FIELDS - {"api_key_env"}
+    if unknown:
+        raise ValueError(f"{config_file}: unknown [judge] settings {sorted(unknown)}")
+    values = {**table, **{k: v for k, v in overrides.items() if v is not None}}
+    key_env = values.pop("api_key_env", None)
+    if not values.get("api_key") and key_env:
+        values["api_key"] = os.environ.get(str(key_env)) or None
+    missing = [k for k in ("base_url", "model") if not values.get(k)]
+    if missing:
+        raise ValueError(f"the judge needs {' and '.join(missing)}: pass --{missing[0].replace('_', '-')} or set it "
+                         f"in the [judge] table of {config_file or 'relcurate.toml'}")
+    return JudgeConfig(**{k: v for k, v in values.items() if k in _CONFIG_FIELDS})
