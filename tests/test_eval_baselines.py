@@ -93,3 +93,28 @@ def test_register_paper_baselines_only_when_present(sqlite_workspace, tiny_dinov
     assert register_paper_baselines(sqlite_workspace, resolve=found.get) == []  # idempotent
     (m, mv), = resolve_methods(sqlite_workspace, ["dinov2-large"])
     assert mv.config["backend"] == "dinov2" and load_model(sqlite_workspace, mv).dim == 32
+
+
+def test_a_relsim_checkpoint_is_a_retrieval_method(sqlite_workspace, tiny_qwen_bpe, tmp_path):
+    """A relsim version (tiny Qwen2.5-VL, saved in the reference checkpoint layout) loads through
+    the registry and models/relsim_checkpoint, and its workspace vectors feed the evaluation."""
+    from relcurate.evaluation.methods import method_vectors
+    from relcurate.models.relsim_checkpoint import save_relsim_checkpoint
+    from relcurate.models.relsim_embedder import RelsimEmbedder
+    from relcurate.models.workspace_scoring import usable_images
+    from relcurate.testing.groups import populate
+    from relcurate.testing.models import perturb_trainable
+
+    emb = RelsimEmbedder.new(tiny_qwen_bpe, image_size=56, batch_size=4)
+    perturb_trainable(emb)
+    ckpt = save_relsim_checkpoint(emb.eval(), tmp_path / "ckpt")
+    populate(sqlite_workspace, tmp_path)
+    mv = register_model(sqlite_workspace, kind="relsim", name="relsim-tiny", base_model=str(tiny_qwen_bpe),
+                        adapter_path=str(ckpt), config={"init": {"image_size": 56}})
+    (method, version), = resolve_methods(sqlite_workspace, ["relsim-tiny"])
+    ids = [int(i) for i, _ in usable_images(sqlite_workspace)]
+    x = method_vectors(sqlite_workspace, version, ids, batch_size=4)
+    assert x.shape == (len(ids), 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
+    # The vectors are now stored: a second lookup reads them instead of embedding again.
+    y = method_vectors(sqlite_workspace, version, ids[:3], embed_missing=False)
+    assert np.allclose(y, x[:3], atol=1e-6) and method.kind == "relsim"
