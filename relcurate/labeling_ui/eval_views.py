@@ -26,8 +26,35 @@ def show_image_id(ws: Workspace, image_id: int, *, caption: str | None = None, l
     return card
 
 
+TOOLTIP_SIDE = 112  # px: up to 1000 points go into one chart spec, so tooltip images stay small
+
+
+def _small_jpeg(data: bytes | None) -> bytes | None:
+    from io import BytesIO
+
+    from PIL import Image as PILImage
+
+    if not data:
+        return None
+    try:
+        with PILImage.open(BytesIO(data)) as im:
+            im = im.convert("RGB")
+            im.thumbnail((TOOLTIP_SIDE, TOOLTIP_SIDE))
+            out = BytesIO()
+            im.save(out, format="JPEG", quality=75)
+            return out.getvalue()
+    except (OSError, ValueError, PILImage.DecompressionBombError):
+        return None
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _tooltip_thumbs(root: str, image_ids: tuple[int, ...], _ws: Workspace) -> dict[int, bytes | None]:
+    return {c.id: _small_jpeg(thumbnail_bytes(c.thumb)) for c in image_cards(_ws, list(image_ids))}
+
+
 def thumbnails(ws: Workspace, image_ids: Sequence[int]) -> dict[int, bytes | None]:
-    return {c.id: thumbnail_bytes(c.thumb) for c in image_cards(ws, list(image_ids))}
+    """Small JPEGs of these images for chart tooltips (cached per workspace and id list)."""
+    return _tooltip_thumbs(str(ws.root), tuple(int(i) for i in image_ids), ws)
 
 
 def run_label(run) -> str:
