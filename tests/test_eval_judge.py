@@ -94,17 +94,18 @@ def test_failing_and_slow_replies_are_retried_with_backoff(pairs):
         if key == second:
             return Reply(status=400)  # the request is wrong: not retried
         if key == third and n == 1:
-            return Reply("5", delay_s=1.5)  # slower than the timeout: retried
+            return Reply("5", delay_s=3.0)  # slower than the timeout: retried
         return default_score(req)
 
     sleeps = []
     with StandInJudge(responder) as server:
-        judge = Judge(config(server, concurrency=2, timeout_s=0.5, backoff_s=0.2), sleep=sleeps.append)
+        judge = Judge(config(server, concurrency=2, timeout_s=1.0, backoff_s=0.2), sleep=sleeps.append)
         results = judge.score(pairs[:4])
     assert [r.status for r in results] == ["ok", "failed", "ok", "ok"]
     assert calls[first] == 3 and calls[second] == 1 and calls[third] >= 2
     assert "HTTP 400" in results[1].error and SECRET not in results[1].error
-    assert judge.stats.retries == 3 and len(sleeps) == 3
+    # 2 for the 500s, >= 1 for the timeout (more only if the loaded machine delays a normal reply)
+    assert judge.stats.retries >= 3 and len(sleeps) == judge.stats.retries
     assert max(sleeps) > 0.2 * 0.5 * 1.9  # the second retry of the first pair waited about twice as long
 
     with StandInJudge(lambda req: Reply(status=503)) as server:
