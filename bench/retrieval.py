@@ -115,7 +115,7 @@ def bench_judge(args) -> None:
 
     from relcurate.evaluation.judge import Judge, JudgeConfig, JudgePair
     from relcurate.evaluation.judge_cache import MemoryJudgeCache, StoreJudgeCache
-    from relcurate.testing.judge_server import Reply, StandInJudge, default_score
+    from relcurate.testing.judge_server import StandInJudge, default_score
     from relcurate.workspace import Workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))

@@ -3,7 +3,6 @@ idempotent answers, rates with intervals and rater agreement. (Triplets made fro
 are tested in test_eval_retrieval.py, on both back ends.)"""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 

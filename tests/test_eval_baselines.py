@@ -3,7 +3,6 @@ transformers classes: DINOv2 (CLS token), Qwen-T / CLIP-T (a Qwen caption throug
 tower); registering the ones whose weights are present locally."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

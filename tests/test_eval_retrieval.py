@@ -3,7 +3,6 @@ queries, self-matches excluded by id, ground-truth metrics with intervals, resul
 in the store."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np

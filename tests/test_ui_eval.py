@@ -16,7 +16,7 @@ from relcurate.evaluation.judge import JudgeConfig
 from relcurate.evaluation.judge_study import judge_retrieval
 from relcurate.models.registry import load_model
 from relcurate.models.workspace_scoring import embed_workspace
-from relcurate.testing.apptest import goto, titles, url_paths
+from relcurate.testing.apptest import titles, url_paths
 from relcurate.testing.evaluation import build_eval_workspace, register_eval_models
 from relcurate.testing.groups import open_app, shown_text
 from relcurate.testing.judge_server import StandInJudge

@@ -11,6 +11,7 @@ and is never printed, logged or put into an error message.
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import os
 import random
@@ -95,8 +96,7 @@ class JudgeConfig:
         """The settings worth recording with a result — never the key."""
         return {"base_url": self.base_url.rstrip("/"), "model": self.model, "temperature": self.temperature,
                 "concurrency": self.concurrency, "retries": self.retries, "max_requests": self.max_requests,
-                "max_cost": self.max_cost, "prompt_sha256": __import__("hashlib").sha256(
-                    self.prompt.encode()).hexdigest()}
+                "max_cost": self.max_cost, "prompt_sha256": hashlib.sha256(self.prompt.encode()).hexdigest()}
 
 
 @dataclass(frozen=True)

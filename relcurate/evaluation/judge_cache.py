@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
+from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from relcurate.db.engine import read_scope, session_scope
-from relcurate.db.models import JudgeVerdict
+from relcurate.db.models import JudgeVerdict, utcnow
 from relcurate.workspace import Workspace
 
 REPLY_KEEP = 300  # characters of the reply text kept (enough to see why it was invalid)
@@ -93,8 +94,6 @@ class StoreJudgeCache:
             return
         dialect = self.ws.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        from relcurate.db.models import utcnow
-
         now = utcnow()
         for r in rows:
             r["created_at"] = now
@@ -105,7 +104,5 @@ class StoreJudgeCache:
                 s.execute(stmt)
 
     def count(self) -> int:
-        from sqlalchemy import func
-
         with read_scope(self.ws.engine) as s:
             return int(s.exec(select(func.count()).select_from(JudgeVerdict)).one())
