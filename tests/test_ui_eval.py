@@ -94,7 +94,7 @@ def test_results_page_shows_every_kind(env, monkeypatch):
     at.radio(key="evr_kind").set_value("judge").run()
     assert not at.exception and "LPIPS 4" in shown_text(at)
     at.radio(key="evr_kind").set_value("ab").run()
-    assert not at.exception and at.dataframe
+    assert not at.exception and at.dataframe and len(at.get("vega_lite_chart")) == 1
 
 
 def test_similarity_space_page(env, monkeypatch):

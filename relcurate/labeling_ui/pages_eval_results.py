@@ -68,6 +68,13 @@ def _ab(data: dict) -> None:
         st.info("No answers yet.")
         return
     st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True)
+    shares = pd.DataFrame([{"pair": f"{p['method_a']} vs {p['method_b']}", "answer": label, "share": p[key]["estimate"]}
+                           for p in data["pairs"] for key, label in (("prefer_a", "prefer A"), ("same", "same"),
+                                                                     ("prefer_b", "prefer B"))])
+    st.altair_chart(alt.Chart(shares).mark_bar().encode(
+        x=alt.X("share:Q", stack="normalize", title="share of answers (mean per triplet)"),
+        y=alt.Y("pair:N", title=None), color=alt.Color("answer:N", sort=["prefer A", "same", "prefer B"]),
+        order=alt.Order("answer:N")).properties(height=40 * len(data["pairs"]) + 40))
 
 
 def render(ctx: PageContext) -> None:
