@@ -13,6 +13,7 @@ from rich.table import Table
 
 from relcurate.cli.common import DbOpt, WorkspaceOpt, err, open_workspace, progress_bar
 from relcurate.cli import captions as captions_cli
+from relcurate.cli import evaluation as evaluation_cli
 from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
@@ -33,6 +34,7 @@ app.add_typer(groups_cli.app, name="groups")
 app.add_typer(labeling_cli.app, name="labeling")
 app.add_typer(pool_cli.app, name="pool")
 app.add_typer(labelstudio_cli.app, name="labelstudio")
+app.add_typer(evaluation_cli.app, name="eval")
 
 
 @app.command()

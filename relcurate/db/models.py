@@ -473,3 +473,76 @@ class LSAnnotation(SQLModel, table=True):
     label_id: Optional[int] = Field(default=None, foreign_key="filter_label.id")
     deleted: bool = False
     pulled_at: datetime = Field(default_factory=utcnow)
+
+
+# -- Evaluation: retrieval / judge / mining runs, the judge's cache, the people's A/B study -------
+
+
+class EvalRun(SQLModel, table=True):
+    """One evaluation result (retrieval study, judge pass, mining, A/B study): its parameters,
+    headline metrics and the versioned result file (workspace-relative) holding the details."""
+
+    __tablename__ = "eval_run"
+    __table_args__ = (Index("ix_eval_run_kind", "kind", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # retrieval | judge | mining | ab
+    name: str = Field(max_length=256)
+    status: str = Field(default="running", max_length=16)  # running | done | partial | open (A/B) | failed
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    path: Optional[str] = Field(default=None, max_length=4096)
+    parent_id: Optional[int] = Field(default=None, foreign_key="eval_run.id")  # e.g. judge -> retrieval
+    created_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+
+
+class JudgeVerdict(SQLModel, table=True):
+    """The LLM judge's answer for one (endpoint, model, prompt, temperature, image pair): a rerun
+    reads it here instead of paying again. Invalid replies are kept (score NULL) with the text."""
+
+    __tablename__ = "judge_verdict"
+
+    key: str = Field(max_length=64, primary_key=True)  # sha256 of the cache key fields
+    endpoint: str = Field(max_length=1024)
+    model: str = Field(max_length=256)
+    image_a: str = Field(max_length=64)  # sha256 of the image bytes
+    image_b: str = Field(max_length=64)
+    score: Optional[float] = None
+    valid: bool = False
+    reply: str = ""  # the reply text, cut to a few hundred characters
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AbTriplet(SQLModel, table=True):
+    """A query and the top hits of two methods, for raters to compare (A = method_a's hit)."""
+
+    __tablename__ = "ab_triplet"
+    __table_args__ = (UniqueConstraint("study_id", "query_image_id", "method_a", "method_b"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    study_id: int = Field(foreign_key="eval_run.id", index=True, ondelete="CASCADE")
+    query_image_id: int = Field(foreign_key="image.id", ondelete="CASCADE")
+    method_a: str = Field(max_length=160)
+    method_b: str = Field(max_length=160)
+    image_a: int = Field(foreign_key="image.id", ondelete="CASCADE")
+    image_b: int = Field(foreign_key="image.id", ondelete="CASCADE")
+    position: int = 0  # presentation order key (seeded shuffle)
+
+
+class AbAnswer(SQLModel, table=True):
+    """One rater's answer for one triplet; the primary key makes a second (a double click) impossible.
+    `choice` is in method terms (a | b | same); `a_on_left` records what the rater saw."""
+
+    __tablename__ = "ab_answer"
+    __table_args__ = (Index("ix_ab_answer_user", "user_id"),)
+
+    triplet_id: int = Field(foreign_key="ab_triplet.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True)
+    choice: str = Field(max_length=8)
+    a_on_left: bool = True
+    lead_time_ms: Optional[int] = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -33,6 +33,9 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "relsim": "relcurate.models.relsim_checkpoint:load_backend",
     "attribute": "relcurate.models.baselines:load_attribute_backend",
     "clip": "relcurate.models.baselines:load_clip_backend",
+    "dinov2": "relcurate.models.baselines:load_dinov2_backend",
+    "dreamsim": "relcurate.models.baselines:load_dreamsim_backend",
+    "caption-text": "relcurate.models.caption_text:load_backend",
 }
 # The backend a version uses when its config names none: by kind (baselines by base model).
 DEFAULT_BACKEND_OF_KIND = {"filter": "qwen-filter", "captioner": "qwen-captioner", "relsim": "relsim"}

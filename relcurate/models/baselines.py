@@ -4,6 +4,9 @@
   every pipeline (search, "more like this", tests) runs even without any model weights.
 - ``ClipEmbedder``: CLIP image embeddings (the paper's attribute-similarity baseline) from a
   local ``CLIPModel`` folder.
+- ``Dinov2Embedder``: DINOv2 CLS token of the last hidden state (the paper's DINO baseline,
+  ``facebook/dinov2-large``) from a local folder.
+- ``load_dreamsim_backend``: dreamsim, when the ``dreamsim`` package and its weights are installed.
 """
 from __future__ import annotations
 
@@ -117,6 +120,35 @@ class ClipEmbedder:
         return _l2_normalise(out)
 
 
+class Dinov2Embedder:
+    """DINOv2 image embeddings: the CLS token of ``last_hidden_state`` (as the paper), batched."""
+
+    name = "dinov2"
+
+    def __init__(self, model_path: str | Path, device: "str | torch.device | None" = None,
+                 batch_size: int = 32, dtype: "torch.dtype | None" = None) -> None:
+        import torch
+        from transformers import AutoImageProcessor, Dinov2Model
+
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.batch_size = batch_size
+        self.processor = AutoImageProcessor.from_pretrained(str(model_path))
+        self.model = Dinov2Model.from_pretrained(str(model_path), dtype=dtype or torch.float32).to(self.device).eval()
+        self.dim: int = int(self.model.config.hidden_size)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = [im.convert("RGB") for im in images[start:start + self.batch_size]]
+                pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
+                hidden = self.model(pixel_values=pixels.to(self.device, dtype=self.model.dtype)).last_hidden_state
+                out[start:start + len(batch)] = hidden[:, 0].float().cpu().numpy()
+        return _l2_normalise(out)
+
+
 def available_embedders(clip_path: str | Path | None = None,
                         device: "str | torch.device | None" = None) -> dict[str, object]:
     """Baselines that can run here: attribute always, CLIP when a local folder is given."""
@@ -134,3 +166,40 @@ def load_attribute_backend(spec) -> AttributeEmbedder:
 def load_clip_backend(spec) -> ClipEmbedder:
     """Backend "clip" (models/backends.py): CLIP image features from `spec.base`."""
     return ClipEmbedder(spec.base, device=spec.device, **spec.init)
+
+
+def load_dinov2_backend(spec) -> Dinov2Embedder:
+    """Backend "dinov2" (models/backends.py): DINOv2 CLS features from `spec.base`."""
+    return Dinov2Embedder(spec.base, device=spec.device, **spec.init)
+
+
+class _DreamsimEmbedder:
+    name = "dreamsim"
+
+    def __init__(self, model, preprocess, device, batch_size: int = 16) -> None:
+        self.model, self.preprocess, self.device, self.batch_size = model, preprocess, device, batch_size
+        self.dim = 0
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                x = torch.cat([self.preprocess(im.convert("RGB")) for im in images[start:start + self.batch_size]])
+                parts.append(self.model.embed(x.to(self.device)).float().cpu().numpy())
+        out = np.concatenate(parts) if parts else np.zeros((0, max(self.dim, 1)), np.float32)
+        self.dim = int(out.shape[1])
+        return _l2_normalise(out)
+
+
+def load_dreamsim_backend(spec) -> _DreamsimEmbedder:
+    """Backend "dreamsim": the `dreamsim` package (not a dependency: install it and its weights
+    to compare against it). `spec.base` is its cache folder."""
+    try:
+        from dreamsim import dreamsim
+    except ImportError:
+        raise RuntimeError("the dreamsim baseline needs `pip install dreamsim` and its weights") from None
+    device = spec.device or "cpu"
+    model, preprocess = dreamsim(pretrained=True, device=device, cache_dir=spec.base or "./models")
+    return _DreamsimEmbedder(model, preprocess, device, **spec.init)

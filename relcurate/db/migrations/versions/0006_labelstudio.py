@@ -1,7 +1,7 @@
 """Label Studio front end: projects, task <-> image/caption mapping, user mapping, pulled annotations
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = '0006'
-down_revision = '0001'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,140 @@
+""""Relationally close, visually far": image pairs ranked by relational similarity minus
+attribute similarity across the workspace (the pairs a relsim model finds and CLIP-like
+features miss), saved as a mining run; starting a seed group from a pair.
+
+Scored in row blocks (never the full n x n matrix in memory); each block keeps its best
+candidates, the global top is taken at the end. Pairs already in one live seed group can be
+left out (they are known), as can pairs whose relational similarity is below a floor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from sqlmodel import select
+
+from relcurate.curation.groups.membership import GroupError, GroupSummary, add_members, create_group, list_groups, member_ids
+from relcurate.db.models import GroupMember, GroupStatus, SeedGroup
+from relcurate.db.engine import read_scope
+from relcurate.db.write_retry import run_write
+from relcurate.evaluation.runs import RESULT_FORMAT, SUMMARY_FILE, finish_run, run_dir, start_run, write_json
+from relcurate.evaluation.spaces import PairedSpaces, paired_spaces
+from relcurate.workspace import Workspace
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class MinedPair:
+    a: int
+    b: int
+    relational: float
+    attribute: float
+
+    @property
+    def gap(self) -> float:
+        return self.relational - self.attribute
+
+
+def rank_pairs(spaces: PairedSpaces, *, top: int = 200, min_relational: float | None = None,
+               skip_pairs: set[tuple[int, int]] | None = None, block: int = 1024,
+               progress: Progress | None = None) -> list[MinedPair]:
+    ids, R, A = spaces.ids, spaces.relational, spaces.attribute
+    n = len(ids)
+    skip = skip_pairs or set()
+    cand: list[tuple[float, int, int, float, float]] = []
+    per_block = top + len(skip) + 8
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        rel = R[start:stop] @ R.T
+        gap = rel - A[start:stop] @ A.T
+        rows = np.arange(start, stop)[:, None]
+        gap[np.arange(n)[None, :] <= rows] = -np.inf  # each unordered pair once, no self pairs
+        if min_relational is not None:
+            gap[rel < min_relational] = -np.inf
+        flat = gap.ravel()
+        k = min(per_block, flat.size)
+        best = np.argpartition(-flat, k - 1)[:k]
+        for f in best:
+            if not np.isfinite(flat[f]):
+                continue
+            r, c = divmod(int(f), n)
+            i = start + r
+            a, b = int(ids[i]), int(ids[c])
+            if (min(a, b), max(a, b)) in skip:
+                continue
+            cand.append((float(flat[f]), a, b, float(rel[r, c]), float(rel[r, c] - flat[f])))
+        if progress:
+            progress(stop, n)
+    cand.sort(key=lambda t: (-t[0], t[1], t[2]))
+    return [MinedPair(a, b, r, att) for _, a, b, r, att in cand[:top]]
+
+
+def _grouped_pairs(ws: Workspace) -> set[tuple[int, int]]:
+    live = [s for s in GroupStatus if s not in (GroupStatus.rejected, GroupStatus.split)]
+    with read_scope(ws.engine) as s:
+        rows = s.exec(select(GroupMember.group_id, GroupMember.image_id).join(SeedGroup)
+                      .where(SeedGroup.status.in_([x.value for x in live]))).all()
+    by_group: dict[int, list[int]] = {}
+    for g, i in rows:
+        by_group.setdefault(g, []).append(int(i))
+    out = set()
+    for members in by_group.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                out.add((min(members[x], members[y]), max(members[x], members[y])))
+    return out
+
+
+def run_mining(ws: Workspace, *, relational: str, attribute: str, top: int = 200,
+               min_relational: float | None = None, skip_grouped: bool = False,
+               created_by: int | None = None, progress: Progress | None = None) -> int:
+    """Mine and save the ranking; returns the mining EvalRun id."""
+    spaces = paired_spaces(ws, relational, attribute)
+    params = {"relational": spaces.relational_label, "attribute": spaces.attribute_label, "top": top,
+              "min_relational": min_relational, "skip_grouped": skip_grouped, "images": int(len(spaces.ids))}
+    run = start_run(ws, "mining", f"mining: {spaces.relational_label} minus {spaces.attribute_label}", params,
+                    created_by=created_by)
+    pairs = rank_pairs(spaces, top=top, min_relational=min_relational,
+                       skip_pairs=_grouped_pairs(ws) if skip_grouped else None, progress=progress)
+    write_json(run_dir(ws, "mining", run.id) / SUMMARY_FILE,
+               {"format": RESULT_FORMAT, "kind": "mining", "run_id": run.id, "params": params,
+                "pairs": [{"a": p.a, "b": p.b, "relational": round(p.relational, 6),
+                           "attribute": round(p.attribute, 6), "gap": round(p.gap, 6)} for p in pairs]})
+    finish_run(ws, run.id, metrics={"pairs": len(pairs), "top_gap": pairs[0].gap if pairs else None})
+    return run.id
+
+
+def start_group_from_images(ws: Workspace, image_ids: Sequence[int], *, user_id: int | None,
+                            name: str | None = None) -> int:
+    """A draft seed group holding these images (from a mined pair or the similarity space).
+    Idempotent per user: their existing draft with exactly these members is returned (a double
+    click makes one group)."""
+    ids = list(dict.fromkeys(int(i) for i in image_ids))
+    if not ids:
+        raise GroupError("a group needs at least one image")
+
+    def write(s) -> int:
+        if user_id is not None:
+            for g in s.exec(select(SeedGroup).where(SeedGroup.created_by == user_id,
+                                                    SeedGroup.status == GroupStatus.draft)
+                            .order_by(SeedGroup.id.desc())):
+                if member_ids(s, g.id) == ids:
+                    return int(g.id)
+        group = create_group(s, name or f"mined pair {' & '.join(f'#{i}' for i in ids)}", ids,
+                             created_by=user_id, source="mining")
+        return int(group.id)
+
+    return run_write(ws.engine, write)
+
+
+def draft_groups(ws: Workspace, user_id: int | None = None) -> list[GroupSummary]:
+    """Draft groups (this user's when given) that an image from the evaluation pages can join."""
+    with read_scope(ws.engine) as s:
+        return list_groups(s, status=GroupStatus.draft, created_by=user_id)
+
+
+def add_image_to_group(ws: Workspace, group_id: int, image_id: int) -> bool:
+    """Add one image to a group (True), or nothing when it is already a member (False)."""
+    return bool(run_write(ws.engine, lambda s: add_members(s, int(group_id), [int(image_id)])))
