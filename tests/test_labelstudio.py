@@ -267,9 +267,9 @@ def test_caption_review_in_label_studio_goes_through_the_anonymity_checker(ls_se
     save_config(ws, LSConfig(ls_server.url, ls_server.token, document_root=str(ls_server.document_root)))
     ids = populate(ws, root / "src")
     with session_scope(ws.engine) as s:
-        gids = [membership.create_group(s, fam, [ids[f"{fam}{i}"] for i in range(3)],
+        gids = [membership.create_group(ws, fam, [ids[f"{fam}{i}"] for i in range(3)],
                                         status=GroupStatus.complete).id for fam in ("red", "blue")]
-        cids = [captions.add_group_caption(s, g, LEAKY, source="model").id for g in gids]
+        cids = [captions.add_group_caption(ws, g, LEAKY, source="model").id for g in gids]
     client = LSClient.from_workspace(ws)
     res = push_captions(ws, client)
     assert (res.pushed, push_captions(ws, client).pushed) == (2, 0)
@@ -291,15 +291,15 @@ def test_caption_review_in_label_studio_goes_through_the_anonymity_checker(ls_se
     out = pull(ws, client, "caption")
     assert out.new == 1 and any("alt_text_leak" in m for m in out.problems)
     with read_scope(ws.engine) as s:
-        assert [e.action for e in captions.history(s, cids[0])] == ["propose"]  # the checker refused it
-        assert [e.action for e in captions.history(s, cids[1])] == ["propose", "edit", "accept"]
-        assert captions.accepted_caption(s, gids[1]) == CLEAN
+        assert [e.action for e in captions.history(ws, cids[0])] == ["propose"]  # the checker refused it
+        assert [e.action for e in captions.history(ws, cids[1])] == ["propose", "edit", "accept"]
+        assert captions.accepted_caption(ws, gids[1]) == CLEAN
     client.patch(f"/api/annotations/{leaky_ann}/", {"result": _caption_result(CLEAN, "Accept")})
     out = pull(ws, client, "caption")
     assert (out.new, out.problems) == (1, [])
     assert pull(ws, client, "caption").changed == 0
     with read_scope(ws.engine) as s:
-        assert captions.accepted_caption(s, gids[0]) == CLEAN
+        assert captions.accepted_caption(ws, gids[0]) == CLEAN
     ws.engine.dispose()
 
 

@@ -111,14 +111,14 @@ def test_similarity_space_page(env, monkeypatch):
     assert not at.exception and "Draft seed group" in shown_text(at)
     with read_scope(ws.engine) as s:
         g = s.exec(select(SeedGroup).where(SeedGroup.source == "mining")).one()
-        assert member_ids(s, g.id)[0] == 1 and len(member_ids(s, g.id)) == 2
+        assert member_ids(ws, g.id)[0] == 1 and len(member_ids(ws, g.id)) == 2
     # Add another image of the space to that draft group.
     at.selectbox(key="space_open").select_index(2).run()
     at.selectbox(key="space_target").set_value(g.id).run()
     at.button(key="space_add").click().run()
     assert not at.exception and "added to group" in shown_text(at)
     with read_scope(ws.engine) as s:
-        assert len(member_ids(s, g.id)) == 3
+        assert len(member_ids(ws, g.id)) == 3
     assert target
 
 
@@ -135,4 +135,4 @@ def test_mining_page_starts_a_group_from_a_pair(env, monkeypatch):
     assert "page 2 of 2" in shown_text(at)
     with read_scope(ws.engine) as s:
         g = s.exec(select(SeedGroup).where(SeedGroup.source == "mining")).one()
-        assert member_ids(s, g.id) == [int(a), int(b)]
+        assert member_ids(ws, g.id) == [int(a), int(b)]

@@ -14,10 +14,9 @@ from typing import Callable, Sequence
 import numpy as np
 from sqlmodel import select
 
-from relcurate.curation.groups.membership import GroupError, GroupSummary, add_members, create_group, list_groups, member_ids
+from relcurate.curation.groups.membership import GroupError, GroupSummary, add_members, list_groups, start_group_with
 from relcurate.db.models import GroupMember, GroupStatus, SeedGroup
 from relcurate.db.engine import read_scope
-from relcurate.db.write_retry import run_write
 from relcurate.evaluation.runs import RESULT_FORMAT, SUMMARY_FILE, finish_run, run_dir, start_run, write_json
 from relcurate.evaluation.spaces import PairedSpaces, paired_spaces
 from relcurate.workspace import Workspace
@@ -115,26 +114,16 @@ def start_group_from_images(ws: Workspace, image_ids: Sequence[int], *, user_id:
     if not ids:
         raise GroupError("a group needs at least one image")
 
-    def write(s) -> int:
-        if user_id is not None:
-            for g in s.exec(select(SeedGroup).where(SeedGroup.created_by == user_id,
-                                                    SeedGroup.status == GroupStatus.draft)
-                            .order_by(SeedGroup.id.desc())):
-                if member_ids(s, g.id) == ids:
-                    return int(g.id)
-        group = create_group(s, name or f"mined pair {' & '.join(f'#{i}' for i in ids)}", ids,
+    group = start_group_with(ws, ids, name=name or f"mined pair {' & '.join(f'#{i}' for i in ids)}",
                              created_by=user_id, source="mining")
-        return int(group.id)
-
-    return run_write(ws.engine, write)
+    return int(group.id)
 
 
 def draft_groups(ws: Workspace, user_id: int | None = None) -> list[GroupSummary]:
     """Draft groups (this user's when given) that an image from the evaluation pages can join."""
-    with read_scope(ws.engine) as s:
-        return list_groups(s, status=GroupStatus.draft, created_by=user_id)
+    return list_groups(ws, status=GroupStatus.draft, created_by=user_id)
 
 
 def add_image_to_group(ws: Workspace, group_id: int, image_id: int) -> bool:
     """Add one image to a group (True), or nothing when it is already a member (False)."""
-    return bool(run_write(ws.engine, lambda s: add_members(s, int(group_id), [int(image_id)])))
+    return bool(add_members(ws, int(group_id), [int(image_id)]))

@@ -22,7 +22,7 @@ from sqlmodel import select
 from relcurate.curation.demo import synthetic
 from relcurate.curation.demo.build import build_demo
 from relcurate.curation.groups.captions import review_caption
-from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import Caption, CaptionStatus, Image, ImageStatus, ModelVersion
 from relcurate.models.backends import register_backend
 from relcurate.models.registry import register_model
@@ -71,9 +71,10 @@ def build_eval_workspace(root: Path, *, n_pool: int = 40, db_url: str | None = N
         Workspace.init(root, db_url=db_url).engine.dispose()  # the demo then reuses this config
     build_demo(root, n_images=n_pool)
     ws = Workspace.open(root)
-    with session_scope(ws.engine) as s:
-        for cid in s.exec(select(Caption.id).where(Caption.status == CaptionStatus.proposed)).all():
-            review_caption(s, cid, "accept", user_id=None, allow_errors=True)
+    with read_scope(ws.engine) as s:
+        proposed = s.exec(select(Caption.id).where(Caption.status == CaptionStatus.proposed)).all()
+    for cid in proposed:
+        review_caption(ws, cid, "accept", user_id=None, allow_errors=True)
     return ws
 
 

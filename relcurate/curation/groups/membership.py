@@ -502,6 +502,18 @@ def start_group(store: Store, image_id: int, *, name: str | None = None, created
         return _start_group(s, image_id, name=name, created_by=created_by)
 
 
+def start_group_with(store: Store, image_ids: Sequence[int], *, name: str, created_by: int | None = None,
+                     source: str = "curator") -> SeedGroup:
+    """A draft holding these images (e.g. a mined pair). Idempotent per user: their existing
+    draft with exactly these members (in order) is returned, so a double click makes one group."""
+    with writing(store) as s:
+        if created_by is not None:
+            existing = _open_draft_with(s, created_by, list(image_ids))
+            if existing is not None:
+                return existing
+        return _create_group(s, name, image_ids, created_by=created_by, source=source)
+
+
 def new_empty_group(store: Store, *, created_by: int | None = None, name: str = "untitled group") -> SeedGroup:
     with writing(store) as s:
         return _new_empty_group(s, created_by=created_by, name=name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from relcurate.curation.labelstudio.connection import LabelStudioError
-from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import LSTask, LSUser, Role, User
 from relcurate.db.write_retry import run_write
 from relcurate.workspace import Workspace

@@ -31,7 +31,7 @@ from relcurate.curation.groups import captions as captions_mod
 from relcurate.curation.labeling import labels
 from relcurate.curation.labelstudio import mapping, projects
 from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient
-from relcurate.db.engine import read_scope, session_scope
+from relcurate.db.engine import read_scope
 from relcurate.db.models import Answer, LabelSource, LSAnnotation, LSProject, LSTask, utcnow
 from relcurate.db.write_retry import run_write
 from relcurate.workspace import Workspace
@@ -243,10 +243,9 @@ class Ingestor:
             out.problems.append(f"annotation {ann_id} on task {task.ls_task_id}: neither a verdict nor a text; ignored")
             return
         try:
-            with session_scope(self.ws.engine) as s:
-                captions_mod.review_caption(s, task.caption_id, action, user_id=user_id,
-                                            text=text if action != "reject" else None,
-                                            reason="rejected in Label Studio" if action == "reject" else None)
+            captions_mod.review_caption(self.ws, task.caption_id, action, user_id=user_id,
+                                        text=text if action != "reject" else None,
+                                        reason="rejected in Label Studio" if action == "reject" else None)
         except captions_mod.CaptionError as exc:
             # e.g. the anonymity checker refused an accept: nothing was written; the next pull retries
             out.problems.append(f"annotation {ann_id} on task {task.ls_task_id} (caption "

@@ -26,14 +26,13 @@ from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from relcurate.curation.groups import membership
 from relcurate.curation.labeling import leases
 from relcurate.curation.labeling.task_order import make_strategy
 from relcurate.curation.labelstudio import mapping, projects
 from relcurate.curation.labelstudio.connection import LabelStudioError, LSClient, load_config
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import (
-    Caption, CaptionStatus, Image, LabelTask, LSProject, LSTask, ModelKind, ModelVersion, Prediction,
+    Caption, CaptionStatus, GroupMember, Image, LabelTask, LSProject, LSTask, ModelKind, ModelVersion, Prediction,
 )
 from relcurate.workspace import Workspace, image_relpath
 
@@ -214,7 +213,8 @@ def push_captions(ws: Workspace, client: LSClient, *, limit: int | None = None, 
         q = (select(Caption).where(Caption.group_id.is_not(None), Caption.status == CaptionStatus.proposed, ~pushed)
              .order_by(Caption.id))
         caps = list(s.exec(q.limit(limit) if limit else q))
-        members = {c.id: membership.member_ids(s, c.group_id) for c in caps}
+        members = {c.id: list(s.exec(select(GroupMember.image_id).where(GroupMember.group_id == c.group_id)
+                                     .order_by(GroupMember.position)).all()) for c in caps}
         all_ids = sorted({i for v in members.values() for i in v})
         images = {i.id: (i.sha256, i.ext) for i in s.exec(select(Image).where(Image.id.in_(all_ids)))} if all_ids else {}
     prefix = store_prefix(ws)
