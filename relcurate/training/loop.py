@@ -152,7 +152,11 @@ def run_loop(task: Task, settings: LoopSettings, accelerator, run_dir: Path, *, 
     try:
         while step < total:
             batches = epoch_batches(n, settings.batch_size, world, settings.seed, epoch)
-            dl = DataLoader(list(range(n)), batch_sampler=batches, collate_fn=lambda idx: task.collate([task.items[i] for i in idx]))
+            # its own generator: a DataLoader iterator otherwise draws its base seed from the global
+            # torch RNG, which a resumed run (restored RNG, one more iterator) would then be off by
+            gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+            dl = DataLoader(list(range(n)), batch_sampler=batches, generator=gen,
+                            collate_fn=lambda idx: task.collate([task.items[i] for i in idx]))
             dl = accelerator.prepare_data_loader(dl, device_placement=True)
             if position:
                 dl = accelerator.skip_first_batches(dl, position)
