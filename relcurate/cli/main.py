@@ -17,6 +17,7 @@ from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
 from relcurate.cli import models as models_cli
+from relcurate.cli import train as train_cli
 from relcurate.cli import users as users_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
@@ -29,6 +30,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(groups_cli.app, name="groups")
 app.add_typer(labeling_cli.app, name="labeling")
+app.add_typer(train_cli.app, name="train")
 
 
 @app.command()

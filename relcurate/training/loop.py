@@ -78,7 +78,9 @@ def make_accelerator(settings: LoopSettings, run_dir: Path, run_name: str):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
-    acc = Accelerator(gradient_accumulation_steps=settings.grad_accum,
+    # cpu=True without CUDA: only then does accelerate read a torchrun/`accelerate launch` world on
+    # the CPU as MULTI_CPU (gloo); otherwise every process would train alone as rank 0
+    acc = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=settings.grad_accum,
                       mixed_precision=mixed_precision(settings.mixed_precision),
                       log_with=make_trackers(settings.trackers, run_dir, run_name),
                       project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")))
