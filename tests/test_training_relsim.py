@@ -84,3 +84,33 @@ def test_relsim_too_little_data_registers_nothing(tmp_path, tiny_qwen_bpe):
     with pytest.raises(TooLittleData, match="relsim training needs at least"):
         train("relsim", w, str(tiny_qwen_bpe), "rs")
     assert list_model_versions(w) == []
+
+
+def test_reference_loader_reads_a_trained_checkpoint(ws, tiny_qwen_bpe, tmp_path, monkeypatch):
+    """The trained relsim-0.1 checkpoint loads in the unmodified reference package and embeds the
+    same as our loader (the reference is patched only as in test_models_relsim_interop)."""
+    relsim = pytest.importorskip("relsim")
+    from test_models_relsim_interop import _QueryWrapper, _reference_base, _reference_embed, _reference_processor
+
+    rs = pytest.importorskip("relsim.relsim_score")
+
+    class BaseShim:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            return _reference_base(tiny_qwen_bpe)
+
+    class ProcessorShim:
+        @staticmethod
+        def from_pretrained(path, **kwargs):
+            return _reference_processor(path)
+
+    monkeypatch.setattr(rs, "Qwen2_5_VLForConditionalGeneration", BaseShim)
+    monkeypatch.setattr(rs, "AutoProcessor", ProcessorShim)
+    monkeypatch.setattr(rs, "QwenWithQueryToken", _QueryWrapper)
+    r = train("relsim", ws, str(tiny_qwen_bpe), "interop", settings=small_settings("relsim", max_steps=3))
+    model, preprocess = relsim.relsim(pretrained=True, checkpoint_dir=str(r.run_dir / "final"))
+    from relcurate.testing.models import noise_images
+
+    images = noise_images(3, seed=3, sizes=[(56, 56)] * 3)
+    ours = load_model(ws, r.model_version).embed(images)
+    np.testing.assert_allclose(ours, _reference_embed(model, [preprocess(im) for im in images]), atol=1e-5)
