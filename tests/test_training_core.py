@@ -102,3 +102,18 @@ def test_learnable_temperature_init_clamp_and_gradient():
         loss.logit_scale.fill_(-5.0)
     assert loss.temperature == pytest.approx(1.0)
     assert not RelsimContrastiveLoss(learnable=False).logit_scale.requires_grad
+
+
+def test_run_folder_ignores_how_a_run_is_watched(workspace):
+    from relcurate.training.loop import LoopSettings
+    from relcurate.training.versions import run_dir_for
+
+    build_training_workspace(workspace, n_groups=4, labels=False)
+    snap = caption_snapshot(workspace, "relsim")
+    a = run_dir_for(workspace, "m", snap, "base", {"loop": LoopSettings().as_dict()})
+    b = run_dir_for(workspace, "m", snap, "base", {"loop": LoopSettings(progress=False, trackers=("tensorboard",),
+                                                                       checkpoint_every=5).as_dict()})
+    c = run_dir_for(workspace, "m", snap, "base", {"loop": LoopSettings(lr=1.0).as_dict()})
+    assert a == b != c
+    with pytest.raises(ValueError, match="model name"):
+        run_dir_for(workspace, "../evil", snap, "base", {})

@@ -39,9 +39,22 @@ def resolve_base(ws: Workspace, base: str | None, default: str) -> str:
 def run_dir_for(ws: Workspace, name: str, snapshot: TrainingSnapshot, base: str, settings: dict[str, Any]) -> Path:
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith("."):
         raise ValueError(f"model name {name!r}: use letters, digits, '-', '_' and '.'")
-    body = json.dumps({"snapshot": snapshot.sha256, "base": base, "settings": settings}, sort_keys=True, default=str)
+    body = json.dumps({"snapshot": snapshot.sha256, "base": base, "settings": _result_settings(settings)},
+                      sort_keys=True, default=str)
     key = hashlib.sha256(body.encode()).hexdigest()[:12]
     return ws.models_dir / "runs" / f"{name}-{key}"
+
+
+# Settings that change how a run is watched or saved, not what it computes: a rerun with another
+# progress/tracker/checkpoint choice still resumes the same run.
+_NOT_IN_KEY = ("progress", "trackers", "log_every", "checkpoint_every", "keep_checkpoints")
+
+
+def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    out = dict(settings)
+    if isinstance(out.get("loop"), dict):
+        out["loop"] = {k: v for k, v in out["loop"].items() if k not in _NOT_IN_KEY}
+    return out
 
 
 def workspace_relative(ws: Workspace, path: Path) -> str:
