@@ -117,3 +117,14 @@ def test_run_folder_ignores_how_a_run_is_watched(workspace):
     assert a == b != c
     with pytest.raises(ValueError, match="model name"):
         run_dir_for(workspace, "../evil", snap, "base", {})
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    from relcurate.training.loop import epoch_batches
+
+    a = epoch_batches(10, 4, 1, seed=3, epoch=0)
+    assert a == epoch_batches(10, 4, 1, seed=3, epoch=0) != epoch_batches(10, 4, 1, seed=3, epoch=1)
+    assert [len(b) for b in a] == [4, 4]  # the incomplete trailing batch is dropped
+    two = epoch_batches(10, 2, 2, seed=3, epoch=0)  # two processes: 2 global batches of 2x2
+    assert len(two) == 4 and len({i for b in two for i in b}) == 8
+    assert [len(b) for b in epoch_batches(3, 8, 1, seed=0, epoch=0)] == [3]  # smaller than one batch
