@@ -17,16 +17,15 @@ ratio here overstates the saving on the real model. Medians over the timed steps
 On a GPU (CUDA present) part 2 also reports peak GPU memory and MFU (6 * trainable-path FLOPs
 approximation: 2 * params * tokens forward, x3 with backward).
 
-Measured 2026-12-02 on the 2-core CPU machine, heavily shared (load ~10), so absolute numbers are
-noisy; medians:
-  trainers (tiny bpe model, batch 8, 6 steps): relsim 2.94 steps/s (23.5 samples/s, 0.95 GiB),
-  filter 0.99 steps/s (7.9 samples/s, 0.88 GiB), captioner 0.43 steps/s (3.5 samples/s, 0.96 GiB);
-  objective (2 layers, batch 4, 2 timed steps): reference 16.65 s/step 0.24 samples/s 7.09 GiB,
-  ours 11.15 s/step 0.36 samples/s 2.93 GiB = 1.49x, short of the 2x goal. With two 3584-wide
-  layers the decoder itself (~1 TFLOP forward per step, more with backward) is most of the work and
-  the LM head the reference adds (~1.1 TFLOP forward + its backward) bounds the saving at ~1.7x
-  here; not yet done: running the last decoder layer at the query position only (exact under
-  causal attention) and gathering negatives across processes.
+Measured 2026-12-02 on the 2-core CPU machine (shared; load ~2 for this run), medians:
+  trainers (tiny bpe model, batch 8, 8 steps): relsim 46.6 steps/s (372 samples/s, 0.95 GiB),
+  filter 37.5 steps/s (300 samples/s, 0.88 GiB), captioner 20.1 steps/s (161 samples/s, 0.96 GiB);
+  objective (2 layers, batch 4, 3 timed steps): reference 12.71 s/step, 0.31 samples/s, 7.06 GiB;
+  ours 8.32 s/step, 0.48 samples/s, 3.00 GiB = 1.53x (an earlier run under load ~10: 1.49x) —
+  short of the 2x goal. With two 3584-wide layers the decoder (~1 TFLOP forward per step, about
+  twice that backward) is most of the work and the LM head the reference adds (~1.1 TFLOP forward
+  plus its backward) bounds what dropping it can save at ~1.7x; not yet done: running the last
+  decoder layer at the query position only (exact under causal attention).
 
 Run: .venv/bin/python bench/train.py [--layers 2] [--batch 4] [--steps 3] [--skip-trainers]
 """
