@@ -114,3 +114,12 @@ def test_reference_loader_reads_a_trained_checkpoint(ws, tiny_qwen_bpe, tmp_path
     images = noise_images(3, seed=3, sizes=[(56, 56)] * 3)
     ours = load_model(ws, r.model_version).embed(images)
     np.testing.assert_allclose(ours, _reference_embed(model, [preprocess(im) for im in images]), atol=1e-5)
+
+
+def test_relsim_gradient_accumulation_and_checkpointing_options(ws, tiny_qwen_bpe):
+    s = small_settings("relsim", max_steps=2, grad_accum=2, gradient_checkpointing=True, batch_size=4)
+    s.symmetric, s.learnable_temperature = True, True
+    r = train("relsim", ws, str(tiny_qwen_bpe), "accum", settings=s)
+    assert r.steps == 2 and [h["step"] for h in r.history] == [1, 2]
+    assert r.history[-1]["samples_per_s"] > 0
+    assert r.model_version.config["training"]["loop"]["grad_accum"] == 2
