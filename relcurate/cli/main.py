@@ -20,6 +20,7 @@ from relcurate.cli import labeling as labeling_cli
 from relcurate.cli import labelstudio as labelstudio_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import pool as pool_cli
+from relcurate.cli import train as train_cli
 from relcurate.cli import users as users_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
@@ -35,6 +36,7 @@ app.add_typer(labeling_cli.app, name="labeling")
 app.add_typer(pool_cli.app, name="pool")
 app.add_typer(labelstudio_cli.app, name="labelstudio")
 app.add_typer(evaluation_cli.app, name="eval")
+app.add_typer(train_cli.app, name="train")
 
 
 @app.command()
