@@ -22,7 +22,7 @@ from torch import nn
 
 from relcurate.models.protocols import CAPTION_PROMPT, GROUP_CAPTION_PROMPT
 from relcurate.models.qwen_captioner import GenerationSettings, QwenCaptioner
-from relcurate.models.qwen_common import DEFAULT_BASE_MODEL, encode_prompts, limit_pixels, user_turn
+from relcurate.models.qwen_common import DEFAULT_BASE_MODEL, limit_pixels, user_turn
 from relcurate.training.common import load_images
 from relcurate.training.loop import LoopSettings, make_accelerator, run_loop
 from relcurate.training.relsim_trainer import TrainResult
