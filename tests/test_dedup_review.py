@@ -2,11 +2,7 @@
 curators' decisions are append-only, idempotent and drive the canonical map (both back ends)."""
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image as PILImage
-from PIL import ImageEnhance
 from sqlmodel import select
 
 from relcurate.curation.demo import synthetic
@@ -17,21 +13,11 @@ from relcurate.curation.ingest.sources import walk_folder
 from relcurate.curation.ingest.store_writes import ingest_items
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Image, NearDuplicate, NearDuplicateDecision
-from relcurate.testing.images import realistic_jpegs
+from relcurate.testing.images import make_near_copies_folder
 
 
 def _copies_folder(tmp_path):
-    """Three distinct photos-like images plus a re-encoded, resized copy and a brightened copy of the first."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for i, data in enumerate(realistic_jpegs(3, (160, 120), seed=7)):
-        (src / f"p{i}.jpg").write_bytes(data)
-    im = PILImage.open(src / "p0.jpg").convert("RGB")
-    buf = io.BytesIO()
-    im.resize((120, 90)).save(buf, "JPEG", quality=60)
-    (src / "p0_small.jpg").write_bytes(buf.getvalue())
-    ImageEnhance.Brightness(im).enhance(1.1).save(src / "p0_bright.png")
-    return src
+    return make_near_copies_folder(tmp_path / "src")
 
 
 def _pairs(ws):
