@@ -92,3 +92,24 @@ def test_decisions_are_append_only_idempotent_and_merge(workspace, tmp_path):
         decide_pair(workspace, p0, small, "delete", user_id=None, username="c", request_id="r4")
     with pytest.raises(DedupReviewError, match="not a recorded"):
         decide_pair(workspace, ids["p1.jpg"], ids["p2.jpg"], "duplicate", user_id=None, username="c", request_id="r5")
+
+
+def test_merge_replaces_the_image_in_exports_and_closes_its_labeling_task(tmp_path):
+    from relcurate.curation.labeling.leases import sync_pool
+    from relcurate.db.models import LabelTask
+    from relcurate.exports.snapshot import load_snapshot, snapshot_connection
+    from relcurate.testing.exports import build_curated
+    from relcurate.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    cur = build_curated(ws, tmp_path)
+    sync_pool(ws.engine, full=True)
+    p00, dup = cur.ids["p00"], cur.ids["p00_dup"]
+    decide_pair(ws, p00, dup, "merge", user_id=None, username="cur", request_id="m1", canonical_id=dup)
+    with snapshot_connection(ws.engine) as conn:
+        snap = load_snapshot(conn)
+    g0 = snap.members[cur.groups["g0"]]
+    assert dup in g0 and p00 not in g0 and len(g0) == 3
+    with read_scope(ws.engine) as s:
+        assert not any(t.is_open for t in s.exec(select(LabelTask).where(LabelTask.image_id == p00)).all())
+        assert s.get(Image, p00) is not None

@@ -3,19 +3,20 @@
 Decisions are append-only (`NearDuplicateDecision`, who and when); the newest per pair wins and
 is mirrored on `NearDuplicate.reviewed` ("different" for keep-both, "same" otherwise) so exports
 keep confirmed duplicates in one split. A merge names the canonical image: `canonical_map` says
-which image stands for which, for exports and the labeling pool. No image is ever deleted.
+which image stands for which; exports put the canonical image in the merged one's place in seed
+groups, and the merged image's labeling tasks close. No image is ever deleted.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import select
 
 from relcurate.curation.catalog.browse import ImageCard, card_of
 from relcurate.curation.store_scopes import Store, engine_of, reading
-from relcurate.db.models import Image, NearDuplicate, NearDuplicateDecision
+from relcurate.db.models import Image, LabelTask, NearDuplicate, NearDuplicateDecision
 from relcurate.db.write_retry import run_write
 from relcurate.workspace import Workspace
 
@@ -98,6 +99,8 @@ def decide_pair(store: Store, image_a: int, image_b: int, decision: str, *, user
         s.add(row)
         pair.reviewed = _REVIEWED[decision]
         s.add(pair)
+        if decision == "merge":
+            _close_label_tasks(s, b if canonical_id == a else a)
         s.flush()
         return row.id
 
@@ -114,24 +117,37 @@ def history(store: Store, image_a: int, image_b: int) -> list[Decision]:
 
 
 def canonical_map(store: Store) -> dict[int, int]:
-    """{merged image: the image that stands for it}, from each pair's newest decision, followed
-    through chains (a merged into b, b merged into c: a -> c)."""
+    """{merged image: the image that stands for it}, from each pair's newest decision."""
     with reading(store) as s:
-        rows = s.exec(select(NearDuplicateDecision).order_by(NearDuplicateDecision.id)).all()
-    newest: dict[tuple[int, int], NearDuplicateDecision] = {}
-    for r in rows:
-        newest[(r.image_a, r.image_b)] = r
+        rows = s.exec(select(NearDuplicateDecision.image_a, NearDuplicateDecision.image_b,
+                             NearDuplicateDecision.decision, NearDuplicateDecision.canonical_id)
+                      .order_by(NearDuplicateDecision.id)).all()
+    return resolve_canonical(rows)
+
+
+def resolve_canonical(rows) -> dict[int, int]:
+    """`rows`: (image_a, image_b, decision, canonical_id) oldest first. Chains are followed
+    (a merged into b, b into c: a -> c); a cycle stops at the last image not seen yet."""
+    newest: dict[tuple[int, int], tuple[str, int | None]] = {}
+    for a, b, decision, canonical in rows:
+        newest[(a, b)] = (decision, canonical)
     parent: dict[int, int] = {}
-    for (a, b), r in newest.items():
-        if r.decision == "merge" and r.canonical_id is not None:
-            other = b if r.canonical_id == a else a
-            parent[other] = r.canonical_id
+    for (a, b), (decision, canonical) in newest.items():
+        if decision == "merge" and canonical in (a, b):
+            parent[b if canonical == a else a] = canonical
     out: dict[int, int] = {}
     for x in parent:
         seen, y = {x}, parent[x]
-        while y in parent and parent[y] not in seen:  # a cycle stops at the last new image
+        while y in parent and parent[y] not in seen:
             seen.add(y)
             y = parent[y]
         if y != x:
             out[x] = y
     return out
+
+
+def _close_label_tasks(s, image_id: int) -> None:
+    """A merged image leaves the labeling pool: its open tasks stop being handed out (its
+    labels so far stay in the history)."""
+    s.execute(update(LabelTask).where(LabelTask.image_id == image_id, LabelTask.is_open == True)  # noqa: E712
+              .values(is_open=False))
