@@ -1,4 +1,5 @@
-"""The near-duplicate review page (AppTest): pairs side by side, a decision recorded with who."""
+"""AppTest: the near-duplicate review page (pairs side by side, a decision recorded with who) and
+the dashboard's "what to do next" links, gated by role."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,3 +65,25 @@ def test_annotator_cannot_open_the_page(app):
     _, at = app
     _login(at, "anno")
     assert "duplicates" not in url_paths(at)
+
+
+def _links(at) -> dict[str, str]:
+    return {el.proto.page: el.proto.label for el in at.get("page_link")}
+
+
+def test_dashboard_links_what_to_do_next_by_role(app):
+    ws, at = app
+    _login(at, "cura")
+    assert titles(at) == ["Dashboard"] and not at.exception
+    links = _links(at)
+    pairs = dedup_review.pending_count(ws)
+    assert links["duplicates"] == f"{pairs} near-duplicate pairs to review"
+    assert links["filter"].endswith("images waiting for filter labels")
+    assert "adjudicate" not in links  # no disputes yet (and curators do not adjudicate)
+
+
+def test_annotator_dashboard_links_only_labeling(app):
+    _, at = app
+    _login(at, "anno")
+    links = _links(at)
+    assert set(links) == {"filter"}
