@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate import accounts
+from relcurate.curation.catalog.browse import list_images
 from relcurate.curation.labeling import agreement, guidelines, labels, leases
 from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
@@ -191,6 +192,32 @@ def test_reviewer_adjudicates_a_disagreement(app, fws):
     assert agreement.consensus(fws.engine, [5])[5].answer == "no"
     assert agreement.adjudications(fws.engine, 5)[-1].note == "pattern is clear"
     assert 5 not in {d.image_id for d in agreement.disputes(fws.engine, limit=100)}
+
+
+def test_admin_chooses_gold_and_example_images_from_thumbnails(app, fws):
+    login(app, "boss")
+    goto(app, "label-setup")
+    app.text_input(key="la_gold_pick_text").input("p05").run()
+    assert not app.exception
+    [target] = [c.id for c in list_images(fws, text="p05")[0]]
+    pick = [b for b in app.button if b.key and b.key.startswith("la_gold_pick_") and b.key[13:].isdigit()]
+    assert [b.key for b in pick] == [f"la_gold_pick_{target}"]  # the search narrowed the thumbnails
+    pick[0].click().run()
+    assert app.number_input(key="la_gold_image").value == target
+    assert any(f"chosen: #{target}" in c.value for c in app.caption)
+    app.selectbox(key="la_gold_answer").set_value("yes")
+    app.button(key="FormSubmitter:la_gold_form-Save").click().run()
+    assert (target, "yes") in [(g.image_id, g.answer) for g in leases.list_gold(fws.engine)]
+    # the example picker pages through every image
+    app.button(key="la_ex_pick_next").click().run()
+    assert any("page 2 of 2" in c.value for c in app.caption)
+    chosen = next(b for b in app.button if b.key and b.key.startswith("la_ex_pick_") and b.key[11:].isdigit())
+    chosen.click().run()
+    app.button(key="FormSubmitter:la_example_form-Save").click().run()
+    assert not app.exception
+    assert int(chosen.key[11:]) in [e.image_id for e in guidelines.list_examples(fws.engine)]
+    leases.remove_gold(fws.engine, target)
+    guidelines.unpin_example(fws.engine, int(chosen.key[11:]))
 
 
 def test_admin_sets_queue_gold_and_guidelines(app, fws):
