@@ -20,7 +20,7 @@ from relcurate.curation.catalog.browse import list_images
 from relcurate.curation.labeling import agreement, guidelines, labels, leases
 from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
-from relcurate.labeling_ui.pages_filter import K_UNDO
+from relcurate.labeling_ui.pages_filter import K_RECENT, K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
 from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
@@ -160,6 +160,32 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     assert labels.current_label(fws.engine, 2, ann).answer == "skip"
     assert labels.user_counts(fws.engine, ann) == {"yes": 1, "no": 0, "skip": 1}
     assert any("Mine: 1 yes" in c.value for c in app.caption)
+
+
+def test_recent_answers_list_changes_one_answer_append_only(app, fws):
+    accounts.create_user(fws.engine, "cleo", "cleo-password", "annotator")
+    cleo = uid(fws, "cleo")
+    login(app, "cleo")
+    goto(app, "filter")
+    decided = []
+    for answer in ("yes", "no", "yes", "skip", "no", "yes"):
+        decided.append(int(shown_request(app).split(":")[1]))
+        app.button(key=f"filter_{answer}").click().run()
+        assert not app.exception
+    recent = app.session_state[K_RECENT]
+    assert len(recent) == 5 and [r[1] for r in recent] == ["yes", "no", "skip", "yes", "no"]  # newest first
+    image_id = recent[1][0]  # the "no" one before last
+    assert f"filter_recent_{image_id}_no" not in {b.key for b in app.button}  # it is already "no"
+    before = labels.label_history(fws.engine, image_id, cleo)
+    app.button(key=f"filter_recent_{image_id}_yes").click().run()
+    assert not app.exception
+    assert labels.current_label(fws.engine, image_id, cleo).answer == "yes"
+    after = labels.label_history(fws.engine, image_id, cleo)
+    assert len(after) == len(before) + 1 and after[-1].supersedes_id == before[-1].id  # append-only
+    assert app.session_state[K_RECENT][0][:2] == (image_id, "yes")
+    assert any(f"Image {image_id}: answer changed to yes" in as_displayed(i.value) for i in app.info)
+    shown = [c.value for c in app.caption if c.value.startswith(f"#{image_id} ")]
+    assert shown and "**yes**" in shown[0]
 
 
 def test_empty_queue_says_so(app, fws):

@@ -30,6 +30,8 @@ from relcurate.labeling_ui.widgets import alt_text_caption, image_card, image_ti
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
 K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead time)
 K_FLASH = "filter_flash"
+K_RECENT = "filter_recent"  # [(image id, answer, label id)] decided in this session, newest first
+RECENT_N = 5
 SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
 UNDO_KEY = "U"
 SYNC_EVERY_S = 30
@@ -80,6 +82,45 @@ def _decide(ctx: PageContext, task: leases.Task, answer: str) -> None:
         return
     if not res.duplicate:
         st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+        _remember(task.image_id, res.answer, res.label_id)
+
+
+def _remember(image_id: int, answer: str, label_id: int) -> None:
+    recent = [r for r in st.session_state.get(K_RECENT, []) if r[0] != image_id]
+    st.session_state[K_RECENT] = [(image_id, answer, label_id), *recent][:RECENT_N]
+
+
+def _change(ctx: PageContext, image_id: int, label_id: int, answer: str) -> None:
+    """Change my answer on a recent image: a new label event superseding the old one (history
+    stays append-only). The request id names the superseded event and the new answer, so a
+    double click records one change."""
+    try:
+        res = labels.record_label(ctx.ws.engine, image_id=image_id, user_id=ctx.user.id, answer=answer,
+                                  request_id=f"chg:{label_id}:{answer}")
+    except labels.LabelError as exc:
+        set_flash(K_FLASH, exc, "warning")
+        return
+    _remember(image_id, res.answer, res.label_id)
+    if not res.duplicate:
+        st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+    set_flash(K_FLASH, f"Image {image_id}: answer changed to {answer}.", "info")
+
+
+def _recent(ctx: PageContext) -> None:
+    recent = st.session_state.get(K_RECENT, [])
+    if not recent:
+        return
+    with st.expander(f"Your last {len(recent)} answers", icon=":material/history:", expanded=True):
+        for image_id, answer, label_id in recent:
+            thumb, info = st.columns([1, 3], vertical_alignment="center")
+            with thumb:
+                image_tile(get_image(ctx.ws, image_id))
+            with info:
+                st.caption(f"#{image_id} · **{answer}**")
+                others = [a for a in SHORTCUTS if a != answer]
+                for col, other in zip(st.columns(len(others)), others):
+                    col.button(f"Change to {other}", key=f"filter_recent_{image_id}_{other}", type="tertiary",
+                               on_click=_change, args=(ctx, image_id, label_id, other))
 
 
 def _undo(ctx: PageContext, label_id: int) -> None:
@@ -87,6 +128,7 @@ def _undo(ctx: PageContext, label_id: int) -> None:
     res = labels.undo_label(ctx.ws.engine, user_id=ctx.user.id, label_id=label_id)
     if label_id in stack:  # a double press finds it gone already
         stack.remove(label_id)
+    st.session_state[K_RECENT] = [r for r in st.session_state.get(K_RECENT, []) if r[2] != label_id]
     if not res.undone and res.reason != "already undone":
         set_flash(K_FLASH, f"Could not undo: {res.reason}.", "warning")
 
@@ -144,6 +186,7 @@ def render(ctx: PageContext) -> None:
                   help="Take back your last decision in this session")
         st.caption("Press **?** for the keys.")
         _progress(ctx)
+        _recent(ctx)
         _guidelines(ctx)
     st.html(keys_script(min_dwell_ms()), unsafe_allow_javascript=True)
 
