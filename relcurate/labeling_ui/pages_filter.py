@@ -40,6 +40,19 @@ DEFAULT_DWELL_MS = 200
 _KEYS_JS = Path(__file__).parent / "static" / "filter_keys.js"
 
 
+# Zoom (Z or a click on the image, see filter_keys.js): the display rendition (up to 1280 px)
+# at its own pixel size, scrolled inside its box; again to fit. Answer buttons keep a minimum
+# width and wrap to a second line in a narrow column instead of truncating their labels.
+_CSS = """<style>
+.st-key-filter_image img { cursor: zoom-in; }
+.st-key-filter_image.rc-zoom { overflow: auto; max-height: 85vh; }
+.st-key-filter_image.rc-zoom img { width: auto !important; max-width: none !important; cursor: zoom-out; }
+.st-key-filter_answers [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 0.5rem; }
+.st-key-filter_answers [data-testid="stColumn"] { min-width: 6.5rem; flex: 1 1 6.5rem; }
+.st-key-filter_answers button p { white-space: nowrap; }
+</style>"""
+
+
 def min_dwell_ms() -> int:
     """How long an image must be on screen before a key counts (env RELCURATE_MIN_DWELL_MS)."""
     try:
@@ -110,7 +123,8 @@ def _recent(ctx: PageContext) -> None:
     recent = st.session_state.get(K_RECENT, [])
     if not recent:
         return
-    with st.expander(f"Your last {len(recent)} answers", icon=":material/history:", expanded=True):
+    title = "Your last answer" if len(recent) == 1 else f"Your last {len(recent)} answers"
+    with st.expander(title, icon=":material/history:", expanded=True):
         for image_id, answer, label_id in recent:
             thumb, info = st.columns([1, 3], vertical_alignment="center")
             with thumb:
@@ -176,7 +190,9 @@ def render(ctx: PageContext) -> None:
         _image(ctx, task)
     with right:
         st.markdown(f"#### {FILTER_QUESTION}")
-        row = st.columns(3)
+        # The row wraps (static CSS below) rather than squeezing labels to "Y..": at 1024 px wide
+        # with the sidebar open the right column is ~260 px.
+        row = st.container(key="filter_answers").columns(3)
         for col, (answer, key) in zip(row, SHORTCUTS.items()):
             col.button(f"{answer.capitalize()} ({key})", key=f"filter_{answer}", width="stretch",
                        type="primary" if answer != "skip" else "secondary",
@@ -189,6 +205,7 @@ def render(ctx: PageContext) -> None:
         _recent(ctx)
         _guidelines(ctx)
     st.html(keys_script(min_dwell_ms()), unsafe_allow_javascript=True)
+    st.html(_CSS)
 
 
 def _image(ctx: PageContext, task: leases.Task | None) -> None:
