@@ -22,6 +22,7 @@ import streamlit as st
 
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.catalog.browse import get_image
+from relcurate.curation.catalog.image_bytes import DISPLAY_MAX_SIDE
 from relcurate.curation.labeling.guidelines import list_examples
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.labeling_ui.registry import PageContext
@@ -32,6 +33,8 @@ K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead tim
 K_FLASH = "filter_flash"
 K_RECENT = "filter_recent"  # [(image id, answer, label id)] decided in this session, newest first
 RECENT_N = 5
+K_FULL = "filter_full_res"  # image id shown at full resolution (one image: it is a big payload)
+FULL_RES_MAX_SIDE = 8192  # "full resolution" up to this; larger originals are downscaled to it
 SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
 UNDO_KEY = "U"
 SYNC_EVERY_S = 30
@@ -215,6 +218,18 @@ def _image(ctx: PageContext, task: leases.Task | None) -> None:
     if task.request_id not in st.session_state.get(K_SHOWN, {}):
         st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
     card = get_image(ctx.ws, task.image_id)
+    full = st.session_state.get(K_FULL) == task.image_id
     with st.container(key="filter_image"):
-        image_card(card, missing="This image cannot be shown; press Skip.")
+        image_card(card, missing="This image cannot be shown; press Skip.",
+                   max_side=FULL_RES_MAX_SIDE if full else None)
     alt_text_caption(card)
+    big = card is not None and max(card.width or 0, card.height or 0) > DISPLAY_MAX_SIDE
+    if big or full:
+        # A button, not a toggle: a focused checkbox would swallow the answer keys.
+        st.button("Fit rendition" if full else f"Full resolution ({card.width}x{card.height})",
+                  key="filter_full", type="tertiary", icon=":material/zoom_in:", on_click=_full_res,
+                  args=(None if full else task.image_id,), help="Z or a click on the image zooms")
+
+
+def _full_res(image_id: int | None) -> None:
+    st.session_state[K_FULL] = image_id

@@ -65,20 +65,24 @@ def image_tile(card: ImageCard | None, caption: str | None = None, *, prefix: st
 # --- image card: the large view of one image ----------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _large(original: str | None, thumb: str | None) -> bytes | None:
-    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
+def _large(original: str | None, thumb: str | None, max_side: int | None = None) -> bytes | None:
+    kw = {"max_side": max_side} if max_side else {}
+    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None, **kw)
 
 
-def large_bytes(card: ImageCard | None) -> bytes | None:
-    """Display-sized bytes of the original (falls back to the thumbnail), cached per process."""
+def large_bytes(card: ImageCard | None, max_side: int | None = None) -> bytes | None:
+    """Display-sized bytes of the original (falls back to the thumbnail), cached per process;
+    `max_side` overrides the rendition's longest side (e.g. for a full-resolution view)."""
     if card is None:
         return None
-    return _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None)
+    return _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None,
+                  max_side)
 
 
-def image_card(card: ImageCard | None, *, missing: str, width: Width = "stretch") -> bool:
+def image_card(card: ImageCard | None, *, missing: str, width: Width = "stretch",
+               max_side: int | None = None) -> bool:
     """The image large, or `missing` (trusted markdown) as an info box; True when drawn."""
-    data = large_bytes(card)
+    data = large_bytes(card, max_side)
     if data:
         show_image(data, alt=card.alt_text, width=width)
         return True
