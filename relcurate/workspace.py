@@ -44,7 +44,9 @@ class IngestSettings:
     # wall-clock time of one attempt and of one URL (all attempts and backoff together).
     download_attempt_deadline_s: float = 120.0
     download_url_deadline_s: float = 300.0
-    near_duplicate_distance: int = 6
+    near_duplicate_distance: int = 6  # pHash Hamming distance that makes a candidate pair
+    # Second signal: cosine of the two thumbnails' centred 32x32 colour pixels (ingest/dedup.py).
+    near_duplicate_min_similarity: float = 0.95
     quarantine_max_bytes: int = 20_000_000  # larger bad files keep their reason, not their bytes
 
 

@@ -142,3 +142,35 @@ def test_a_burst_of_key_presses_decides_exactly_one_image(served, tab):
         after = len(s.exec(select(FilterLabel)).all())
     assert after - before == 1
     assert page.evaluate("window.__rcFilterKeys.refused") >= 4
+
+
+def test_layout_at_1024_and_zoom(served, chromium):
+    """At 1024x768 the answer buttons keep their whole labels (no "Y.."); Z and a click on the
+    image toggle zoom (the rendition at its own pixel size); a decision lands in the recent list."""
+    url, _ws = served
+    context = chromium.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        login(page, url, "ann", PASSWORD)
+        open_page(page, "Filter labeling")
+        page.wait_for_selector(".st-key-filter_image img")
+        labels_shown = page.evaluate("""() => [...document.querySelectorAll('.st-key-filter_answers button p')]
+            .map(p => [p.innerText, p.scrollWidth <= p.clientWidth + 1])""")
+        assert [t for t, _ in labels_shown] == ["Yes (Y)", "No (N)", "Skip (S)"]
+        assert all(fits for _, fits in labels_shown), labels_shown
+        _shot(page, "filter-1024")
+        sizes = "() => { const i = document.querySelector('.st-key-filter_image img'); return [i.clientWidth, i.naturalWidth]; }"
+        fitted, natural = page.evaluate(sizes)
+        assert fitted != natural  # stretched to the column (the test pictures are 160 px wide)
+        page.locator("body").press("z")
+        assert page.evaluate(sizes) == [natural, natural]
+        page.locator(".st-key-filter_image img").click()
+        assert page.evaluate(sizes)[0] == fitted
+        first = image_src(page)
+        page.wait_for_timeout(260)
+        page.locator("body").press("y")
+        wait_image_change(page, first)
+        page.get_by_text("Your last answer").wait_for()
+    finally:
+        context.close()

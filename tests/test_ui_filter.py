@@ -16,10 +16,11 @@ from streamlit.testing.v1 import AppTest
 
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate import accounts
+from relcurate.curation.catalog.browse import list_images
 from relcurate.curation.labeling import agreement, guidelines, labels, leases
 from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
-from relcurate.labeling_ui.pages_filter import K_UNDO
+from relcurate.labeling_ui.pages_filter import K_RECENT, K_UNDO
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
 from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
@@ -161,6 +162,32 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     assert any("Mine: 1 yes" in c.value for c in app.caption)
 
 
+def test_recent_answers_list_changes_one_answer_append_only(app, fws):
+    accounts.create_user(fws.engine, "cleo", "cleo-password", "annotator")
+    cleo = uid(fws, "cleo")
+    login(app, "cleo")
+    goto(app, "filter")
+    decided = []
+    for answer in ("yes", "no", "yes", "skip", "no", "yes"):
+        decided.append(int(shown_request(app).split(":")[1]))
+        app.button(key=f"filter_{answer}").click().run()
+        assert not app.exception
+    recent = app.session_state[K_RECENT]
+    assert len(recent) == 5 and [r[1] for r in recent] == ["yes", "no", "skip", "yes", "no"]  # newest first
+    image_id = recent[1][0]  # the "no" one before last
+    assert f"filter_recent_{image_id}_no" not in {b.key for b in app.button}  # it is already "no"
+    before = labels.label_history(fws.engine, image_id, cleo)
+    app.button(key=f"filter_recent_{image_id}_yes").click().run()
+    assert not app.exception
+    assert labels.current_label(fws.engine, image_id, cleo).answer == "yes"
+    after = labels.label_history(fws.engine, image_id, cleo)
+    assert len(after) == len(before) + 1 and after[-1].supersedes_id == before[-1].id  # append-only
+    assert app.session_state[K_RECENT][0][:2] == (image_id, "yes")
+    assert any(f"Image {image_id}: answer changed to yes" in as_displayed(i.value) for i in app.info)
+    shown = [c.value for c in app.caption if c.value.startswith(f"#{image_id} ")]
+    assert shown and "**yes**" in shown[0]
+
+
 def test_empty_queue_says_so(app, fws):
     abe = uid(fws, "abe")
     while (t := leases.next_task(fws.engine, abe)) is not None:  # abe works through everything
@@ -191,6 +218,32 @@ def test_reviewer_adjudicates_a_disagreement(app, fws):
     assert agreement.consensus(fws.engine, [5])[5].answer == "no"
     assert agreement.adjudications(fws.engine, 5)[-1].note == "pattern is clear"
     assert 5 not in {d.image_id for d in agreement.disputes(fws.engine, limit=100)}
+
+
+def test_admin_chooses_gold_and_example_images_from_thumbnails(app, fws):
+    login(app, "boss")
+    goto(app, "label-setup")
+    app.text_input(key="la_gold_pick_text").input("p05").run()
+    assert not app.exception
+    [target] = [c.id for c in list_images(fws, text="p05")[0]]
+    pick = [b for b in app.button if b.key and b.key.startswith("la_gold_pick_") and b.key[13:].isdigit()]
+    assert [b.key for b in pick] == [f"la_gold_pick_{target}"]  # the search narrowed the thumbnails
+    pick[0].click().run()
+    assert app.number_input(key="la_gold_image").value == target
+    assert any(f"chosen: #{target}" in c.value for c in app.caption)
+    app.selectbox(key="la_gold_answer").set_value("yes")
+    app.button(key="FormSubmitter:la_gold_form-Save").click().run()
+    assert (target, "yes") in [(g.image_id, g.answer) for g in leases.list_gold(fws.engine)]
+    # the example picker pages through every image
+    app.button(key="la_ex_pick_next").click().run()
+    assert any("page 2 of 2" in c.value for c in app.caption)
+    chosen = next(b for b in app.button if b.key and b.key.startswith("la_ex_pick_") and b.key[11:].isdigit())
+    chosen.click().run()
+    app.button(key="FormSubmitter:la_example_form-Save").click().run()
+    assert not app.exception
+    assert int(chosen.key[11:]) in [e.image_id for e in guidelines.list_examples(fws.engine)]
+    leases.remove_gold(fws.engine, target)
+    guidelines.unpin_example(fws.engine, int(chosen.key[11:]))
 
 
 def test_admin_sets_queue_gold_and_guidelines(app, fws):

@@ -120,6 +120,24 @@ class NearDuplicate(SQLModel, table=True):
     reviewed: Optional[str] = Field(default=None, max_length=16)  # same | different
 
 
+class NearDuplicateDecision(SQLModel, table=True):
+    """Append-only curator decisions on a near-duplicate pair (curation/ingest/dedup_review.py):
+    keep_both | duplicate | merge (then `canonical_id` is the image exports and the labeling pool
+    use in place of the other). The newest decision of a pair wins; originals are never deleted."""
+
+    __tablename__ = "near_duplicate_decision"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    image_a: int = Field(foreign_key="image.id", index=True, ondelete="CASCADE")
+    image_b: int = Field(foreign_key="image.id", index=True, ondelete="CASCADE")
+    decision: str = Field(max_length=16)
+    canonical_id: Optional[int] = Field(default=None, foreign_key="image.id", ondelete="CASCADE")
+    user_id: Optional[int] = Field(default=None, foreign_key="app_user.id", ondelete="SET NULL")
+    username: str = Field(max_length=128)  # kept when the account is later removed
+    request_id: str = Field(max_length=64, unique=True)  # a double click records one decision
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class RejectedRecord(SQLModel, table=True):
     """An input record that is not an image at all (bad JSON line, bad URL, missing file):
     kept aside with its location and reason so nothing is silently dropped."""

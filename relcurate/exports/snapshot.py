@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from relcurate.safe_names import is_safe_stem
+from relcurate.curation.ingest.dedup_review import resolve_canonical
 from relcurate.curation.ingest.sources import reference_hash
 from relcurate.db.engine import is_sqlite, read_scope
 from relcurate.db.models import (
@@ -36,6 +37,7 @@ from relcurate.db.models import (
     ImageSource,
     ImageStatus,
     NearDuplicate,
+    NearDuplicateDecision,
     SeedGroup,
 )
 
@@ -146,10 +148,29 @@ def load_snapshot(conn: Connection, *, url_link_mode: str = "empty") -> StoreSna
             texts = image_captions.setdefault(iid, [])
             if text not in texts:
                 texts.append(text)
+    _apply_merges(conn, members, image_captions)
     edges = [(a, b) for a, b, rev in _fetch(conn, select(NearDuplicate.image_a, NearDuplicate.image_b,
                                                          NearDuplicate.reviewed)) if rev != "different"]
     return StoreSnapshot(images, identity, http_url, groups, members, group_captions, image_captions,
                          sorted(edges), store_state(conn))
+
+
+def _apply_merges(conn: Connection, members: dict[int, list[int]], image_captions: dict[int, list[str]]) -> None:
+    """Curators' merges (curation/ingest/dedup_review.py): the canonical image takes the merged
+    one's place in every group (once) and gets its image captions; the merged original stays in
+    the store but is not exported for them."""
+    canonical = resolve_canonical(_fetch(conn, select(
+        NearDuplicateDecision.image_a, NearDuplicateDecision.image_b, NearDuplicateDecision.decision,
+        NearDuplicateDecision.canonical_id).order_by(NearDuplicateDecision.id)))
+    if not canonical:
+        return
+    for gid, ids in members.items():
+        members[gid] = list(dict.fromkeys(canonical.get(i, i) for i in ids))
+    for merged, to in canonical.items():
+        texts = image_captions.pop(merged, None)
+        if texts:
+            keep = image_captions.setdefault(to, [])
+            keep.extend(x for x in texts if x not in keep)
 
 
 def _identities(conn: Connection, images: dict[int, ImageRow], url_link_mode: str):

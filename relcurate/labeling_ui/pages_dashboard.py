@@ -5,9 +5,53 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from relcurate.curation.catalog.next_steps import WorkWaiting, work_waiting
 from relcurate.curation.catalog.stats import workspace_stats
-from relcurate.labeling_ui.labeling_dashboard import render_labeling_section
+from relcurate.labeling_ui import registry
+from relcurate.labeling_ui.labeling_dashboard import CACHE_S, render_labeling_section
 from relcurate.labeling_ui.registry import PageContext
+
+# (count field, page url_path, what the link says): shown only when the count is not zero and
+# the user's role may open the page.
+NEXT_STEPS = (
+    ("open_images", "filter", "{n} images waiting for filter labels"),
+    ("uncaptioned_groups", "groups", "{n} seed groups need a caption"),
+    ("captions_to_review", "review", "{n} captions waiting for review"),
+    ("disputes", "adjudicate", "{n} disputed images to adjudicate"),
+    ("near_duplicates", "duplicates", "{n} near-duplicate pairs to review"),
+)
+
+
+@st.cache_data(ttl=CACHE_S, show_spinner=False)
+def _waiting(root: str, db_url: str) -> WorkWaiting:
+    from relcurate.labeling_ui.resources import workspace_at
+
+    return work_waiting(workspace_at(root))
+
+
+def next_steps(ctx: PageContext, waiting: WorkWaiting) -> list[tuple[registry.PageSpec, str]]:
+    """The (page, link text) pairs this user should see, in NEXT_STEPS order."""
+    specs = {p.url_path: p for p in registry.pages_for(ctx.user.role)}
+    out = []
+    for field, url_path, text in NEXT_STEPS:
+        n = getattr(waiting, field)
+        if n and url_path in specs:
+            out.append((specs[url_path], text.format(n=f"{n:,}")))
+    return out
+
+
+def _noop() -> None:  # a link target only: st.page_link matches pages by url_path
+    pass
+
+
+def render_next_steps(ctx: PageContext) -> None:
+    steps = next_steps(ctx, _waiting(str(ctx.ws.root), ctx.ws.db_url))
+    st.subheader("What to do next")
+    if not steps:
+        st.caption("Nothing is waiting for you.")
+    for spec, text in steps:
+        st.page_link(st.Page(_noop, title=spec.title, icon=spec.icon, url_path=spec.url_path), label=text,
+                     icon=spec.icon)
 
 
 def status_table(stats: dict) -> pd.DataFrame:
@@ -26,6 +70,7 @@ def render(ctx: PageContext) -> None:
     st.title("Dashboard")
     stats = workspace_stats(ctx.ws)
     images, labels, groups, captions = stats["images"], stats["labels"], stats["groups"], stats["captions"]
+    render_next_steps(ctx)
 
     st.subheader("Images")
     c = st.columns(4)

@@ -22,6 +22,7 @@ import streamlit as st
 
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.catalog.browse import get_image
+from relcurate.curation.catalog.image_bytes import DISPLAY_MAX_SIDE
 from relcurate.curation.labeling.guidelines import list_examples
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.labeling_ui.registry import PageContext
@@ -30,12 +31,29 @@ from relcurate.labeling_ui.widgets import alt_text_caption, image_card, image_ti
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
 K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead time)
 K_FLASH = "filter_flash"
+K_RECENT = "filter_recent"  # [(image id, answer, label id)] decided in this session, newest first
+RECENT_N = 5
+K_FULL = "filter_full_res"  # image id shown at full resolution (one image: it is a big payload)
+FULL_RES_MAX_SIDE = 8192  # "full resolution" up to this; larger originals are downscaled to it
 SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
 UNDO_KEY = "U"
 SYNC_EVERY_S = 30
 DWELL_ENV = "RELCURATE_MIN_DWELL_MS"
 DEFAULT_DWELL_MS = 200
 _KEYS_JS = Path(__file__).parent / "static" / "filter_keys.js"
+
+
+# Zoom (Z or a click on the image, see filter_keys.js): the display rendition (up to 1280 px)
+# at its own pixel size, scrolled inside its box; again to fit. Answer buttons keep a minimum
+# width and wrap to a second line in a narrow column instead of truncating their labels.
+_CSS = """<style>
+.st-key-filter_image img { cursor: zoom-in; }
+.st-key-filter_image.rc-zoom { overflow: auto; max-height: 85vh; }
+.st-key-filter_image.rc-zoom img { width: auto !important; max-width: none !important; cursor: zoom-out; }
+.st-key-filter_answers [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 0.5rem; }
+.st-key-filter_answers [data-testid="stColumn"] { min-width: 6.5rem; flex: 1 1 6.5rem; }
+.st-key-filter_answers button p { white-space: nowrap; }
+</style>"""
 
 
 def min_dwell_ms() -> int:
@@ -80,6 +98,46 @@ def _decide(ctx: PageContext, task: leases.Task, answer: str) -> None:
         return
     if not res.duplicate:
         st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+        _remember(task.image_id, res.answer, res.label_id)
+
+
+def _remember(image_id: int, answer: str, label_id: int) -> None:
+    recent = [r for r in st.session_state.get(K_RECENT, []) if r[0] != image_id]
+    st.session_state[K_RECENT] = [(image_id, answer, label_id), *recent][:RECENT_N]
+
+
+def _change(ctx: PageContext, image_id: int, label_id: int, answer: str) -> None:
+    """Change my answer on a recent image: a new label event superseding the old one (history
+    stays append-only). The request id names the superseded event and the new answer, so a
+    double click records one change."""
+    try:
+        res = labels.record_label(ctx.ws.engine, image_id=image_id, user_id=ctx.user.id, answer=answer,
+                                  request_id=f"chg:{label_id}:{answer}")
+    except labels.LabelError as exc:
+        set_flash(K_FLASH, exc, "warning")
+        return
+    _remember(image_id, res.answer, res.label_id)
+    if not res.duplicate:
+        st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+    set_flash(K_FLASH, f"Image {image_id}: answer changed to {answer}.", "info")
+
+
+def _recent(ctx: PageContext) -> None:
+    recent = st.session_state.get(K_RECENT, [])
+    if not recent:
+        return
+    title = "Your last answer" if len(recent) == 1 else f"Your last {len(recent)} answers"
+    with st.expander(title, icon=":material/history:", expanded=True):
+        for image_id, answer, label_id in recent:
+            thumb, info = st.columns([1, 3], vertical_alignment="center")
+            with thumb:
+                image_tile(get_image(ctx.ws, image_id))
+            with info:
+                st.caption(f"#{image_id} · **{answer}**")
+                others = [a for a in SHORTCUTS if a != answer]
+                for col, other in zip(st.columns(len(others)), others):
+                    col.button(f"Change to {other}", key=f"filter_recent_{image_id}_{other}", type="tertiary",
+                               on_click=_change, args=(ctx, image_id, label_id, other))
 
 
 def _undo(ctx: PageContext, label_id: int) -> None:
@@ -87,6 +145,7 @@ def _undo(ctx: PageContext, label_id: int) -> None:
     res = labels.undo_label(ctx.ws.engine, user_id=ctx.user.id, label_id=label_id)
     if label_id in stack:  # a double press finds it gone already
         stack.remove(label_id)
+    st.session_state[K_RECENT] = [r for r in st.session_state.get(K_RECENT, []) if r[2] != label_id]
     if not res.undone and res.reason != "already undone":
         set_flash(K_FLASH, f"Could not undo: {res.reason}.", "warning")
 
@@ -134,7 +193,9 @@ def render(ctx: PageContext) -> None:
         _image(ctx, task)
     with right:
         st.markdown(f"#### {FILTER_QUESTION}")
-        row = st.columns(3)
+        # The row wraps (static CSS below) rather than squeezing labels to "Y..": at 1024 px wide
+        # with the sidebar open the right column is ~260 px.
+        row = st.container(key="filter_answers").columns(3)
         for col, (answer, key) in zip(row, SHORTCUTS.items()):
             col.button(f"{answer.capitalize()} ({key})", key=f"filter_{answer}", width="stretch",
                        type="primary" if answer != "skip" else "secondary",
@@ -144,8 +205,10 @@ def render(ctx: PageContext) -> None:
                   help="Take back your last decision in this session")
         st.caption("Press **?** for the keys.")
         _progress(ctx)
+        _recent(ctx)
         _guidelines(ctx)
     st.html(keys_script(min_dwell_ms()), unsafe_allow_javascript=True)
+    st.html(_CSS)
 
 
 def _image(ctx: PageContext, task: leases.Task | None) -> None:
@@ -155,6 +218,18 @@ def _image(ctx: PageContext, task: leases.Task | None) -> None:
     if task.request_id not in st.session_state.get(K_SHOWN, {}):
         st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
     card = get_image(ctx.ws, task.image_id)
+    full = st.session_state.get(K_FULL) == task.image_id
     with st.container(key="filter_image"):
-        image_card(card, missing="This image cannot be shown; press Skip.")
+        image_card(card, missing="This image cannot be shown; press Skip.",
+                   max_side=FULL_RES_MAX_SIDE if full else None)
     alt_text_caption(card)
+    big = card is not None and max(card.width or 0, card.height or 0) > DISPLAY_MAX_SIDE
+    if big or full:
+        # A button, not a toggle: a focused checkbox would swallow the answer keys.
+        st.button("Fit rendition" if full else f"Full resolution ({card.width}x{card.height})",
+                  key="filter_full", type="tertiary", icon=":material/zoom_in:", on_click=_full_res,
+                  args=(None if full else task.image_id,), help="Z or a click on the image zooms")
+
+
+def _full_res(image_id: int | None) -> None:
+    st.session_state[K_FULL] = image_id

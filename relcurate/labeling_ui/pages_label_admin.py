@@ -9,7 +9,7 @@ from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.labeling.task_order import strategy_names
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.registry import PageContext
-from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
+from relcurate.labeling_ui.widgets import image_picker, image_tile, set_flash, show_flash
 
 K_FLASH = "label_admin_flash"
 
@@ -53,9 +53,22 @@ def _pool(ctx: PageContext) -> None:
         _done(f"Pool synchronised: {n} image{'s' if n != 1 else ''} added.")
 
 
+def _choose_image(ctx: PageContext, prefix: str) -> None:
+    """Pick the image from thumbnails (fills the form's image id) and show the chosen one."""
+    with st.expander("Choose an image", expanded=True):
+        image_picker(ctx.ws, prefix, f"{prefix}_image")
+    chosen = st.session_state.get(f"{prefix}_image")
+    if chosen:
+        card = get_image(ctx.ws, int(chosen))
+        c = st.columns([1, 5])
+        with c[0]:
+            image_tile(card, None, prefix=f"chosen: #{int(chosen)}")
+
+
 def _image_picker(prefix: str) -> tuple[int, str, str, bool]:
     c = st.columns([1, 1, 2])
-    image_id = c[0].number_input("Image id", min_value=1, step=1, key=f"{prefix}_image")
+    image_id = c[0].number_input("Image id", min_value=1, step=1, key=f"{prefix}_image",
+                                 help="Filled in when you choose an image above")
     answer = c[1].selectbox("Answer", ["yes", "no"], key=f"{prefix}_answer")
     note = c[2].text_input("Note", key=f"{prefix}_note", max_chars=guidelines.MAX_NOTE)
     return int(image_id), answer, note, st.form_submit_button("Save", type="primary")
@@ -63,6 +76,7 @@ def _image_picker(prefix: str) -> tuple[int, str, str, bool]:
 
 def _gold(ctx: PageContext) -> None:
     st.markdown("**Gold questions** (known answers, mixed into queues at the gold rate)")
+    _choose_image(ctx, "la_gold")
     with st.form("la_gold_form", clear_on_submit=True):
         image_id, answer, note, ok = _image_picker("la_gold")
     if ok:
@@ -85,6 +99,7 @@ def _gold(ctx: PageContext) -> None:
 
 def _examples(ctx: PageContext) -> None:
     st.markdown("**Guideline examples** (shown to annotators as clear Yes / clear No)")
+    _choose_image(ctx, "la_ex")
     with st.form("la_example_form", clear_on_submit=True):
         image_id, answer, note, ok = _image_picker("la_ex")
     if ok:

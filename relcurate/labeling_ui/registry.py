@@ -49,6 +49,8 @@ PAGES: list[PageSpec] = [
     PageSpec("browse", "Browse images", ":material/photo_library:", f"{_UI}.pages_browse:render", "view_dashboard"),
     PageSpec("quarantine", "Quarantine", ":material/report:", f"{_UI}.pages_quarantine:render", "view_dashboard"),
     PageSpec("groups", "Seed groups", ":material/workspaces:", f"{_UI}.pages_groups:render", "curate", "Curation"),
+    PageSpec("duplicates", "Near-duplicates", ":material/content_copy:", f"{_UI}.pages_duplicates:render", "curate",
+             "Curation"),
     PageSpec("review", "Caption review", ":material/rate_review:", f"{_UI}.pages_review:render", "review", "Curation"),
     PageSpec("filter", "Filter labeling", ":material/rule:", f"{_UI}.pages_filter:render", "label", "Labeling"),
     PageSpec("ab-study", "A/B study", ":material/compare:", f"{_UI}.pages_ab_study:render", "label", "Labeling"),

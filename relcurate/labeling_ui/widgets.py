@@ -65,20 +65,24 @@ def image_tile(card: ImageCard | None, caption: str | None = None, *, prefix: st
 # --- image card: the large view of one image ----------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _large(original: str | None, thumb: str | None) -> bytes | None:
-    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None)
+def _large(original: str | None, thumb: str | None, max_side: int | None = None) -> bytes | None:
+    kw = {"max_side": max_side} if max_side else {}
+    return display_bytes(Path(original) if original else None, Path(thumb) if thumb else None, **kw)
 
 
-def large_bytes(card: ImageCard | None) -> bytes | None:
-    """Display-sized bytes of the original (falls back to the thumbnail), cached per process."""
+def large_bytes(card: ImageCard | None, max_side: int | None = None) -> bytes | None:
+    """Display-sized bytes of the original (falls back to the thumbnail), cached per process;
+    `max_side` overrides the rendition's longest side (e.g. for a full-resolution view)."""
     if card is None:
         return None
-    return _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None)
+    return _large(str(card.original) if card.original else None, str(card.thumb) if card.thumb else None,
+                  max_side)
 
 
-def image_card(card: ImageCard | None, *, missing: str, width: Width = "stretch") -> bool:
+def image_card(card: ImageCard | None, *, missing: str, width: Width = "stretch",
+               max_side: int | None = None) -> bool:
     """The image large, or `missing` (trusted markdown) as an info box; True when drawn."""
-    data = large_bytes(card)
+    data = large_bytes(card, max_side)
     if data:
         show_image(data, alt=card.alt_text, width=width)
         return True
@@ -90,3 +94,43 @@ def alt_text_caption(card: ImageCard | None) -> None:
     """"Alt-text: ..." under a large image, when it has one."""
     if card is not None and card.alt_text:
         st.caption(f"Alt-text: {escape_md(card.alt_text, max_len=300)}")
+
+
+# --- image picker: browse / search thumbnails, click one to choose it ---------------------------
+
+PICKER_PAGE = 12
+
+
+def _pick(target_key: str, image_id: int) -> None:
+    st.session_state[target_key] = image_id
+
+
+def _picker_page(key: str, delta: int) -> None:
+    st.session_state[key] = max(0, int(st.session_state.get(key, 0)) + delta)
+
+
+def image_picker(ws, prefix: str, target_key: str, *, columns: int = 6) -> None:
+    """A search box and a page of usable images' thumbnails (catalog/browse.list_images); the
+    "Choose" button under one writes its id into session_state[`target_key`] (e.g. the key of
+    a number input drawn after this), so nobody has to type ids."""
+    from relcurate.curation.catalog.browse import list_images
+
+    page_key = f"{prefix}_pick_page"
+    text = st.text_input("Search images (alt-text or file name)", key=f"{prefix}_pick_text",
+                         on_change=lambda: st.session_state.__setitem__(page_key, 0))
+    page = int(st.session_state.get(page_key, 0))
+    cards, total = list_images(ws, status="ok", text=text or None, offset=page * PICKER_PAGE, limit=PICKER_PAGE)
+    if not cards:
+        st.caption("No images match.")
+        return
+    cols = st.columns(columns)
+    for i, card in enumerate(cards):
+        with cols[i % columns]:
+            image_tile(card, label_of(card), prefix=f"#{card.id} · ", max_len=60)
+            st.button("Choose", key=f"{prefix}_pick_{card.id}", type="tertiary",
+                      on_click=_pick, args=(target_key, card.id))
+    last = (total - 1) // PICKER_PAGE
+    nav = st.columns([1, 2, 1])
+    nav[0].button("Previous", key=f"{prefix}_pick_prev", disabled=page == 0, on_click=_picker_page, args=(page_key, -1))
+    nav[1].caption(f"page {page + 1} of {last + 1} · {total} image{'s' if total != 1 else ''}")
+    nav[2].button("Next", key=f"{prefix}_pick_next", disabled=page >= last, on_click=_picker_page, args=(page_key, 1))

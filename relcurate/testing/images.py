@@ -204,3 +204,17 @@ def make_mixed_folder(root: Path) -> dict[str, str]:
     expected["bad/loop_b.jpg"] = "unreadable"
     os.symlink("..", root / LOOP_DIR_LINK, target_is_directory=True)
     return expected
+
+
+def make_near_copies_folder(root: Path, size: tuple[int, int] = (160, 120), seed: int = 7) -> Path:
+    """p0..p2.jpg (distinct) plus two near copies of p0: p0_small.jpg (resized, re-encoded at
+    JPEG quality 60) and p0_bright.png (10 % brighter). For near-duplicate tests."""
+    from PIL import ImageEnhance
+
+    root.mkdir(parents=True, exist_ok=True)
+    for i, data in enumerate(realistic_jpegs(3, size, seed=seed)):
+        (root / f"p{i}.jpg").write_bytes(data)
+    im = Image.open(root / "p0.jpg").convert("RGB")
+    im.resize((size[0] * 3 // 4, size[1] * 3 // 4)).save(root / "p0_small.jpg", "JPEG", quality=60)
+    ImageEnhance.Brightness(im).enhance(1.1).save(root / "p0_bright.png")
+    return root

@@ -51,11 +51,22 @@
     el.addEventListener("click", () => el.remove());
     document.body.appendChild(el);
   }
+  // Zoom: the image box gets "rc-zoom" (CSS in pages_filter.py: natural size, scrollable); a
+  // click on the image or Z toggles it; a new image starts fitted again.
+  const BOX = ".st-key-filter_image";
+  function zoom() {
+    const box = document.querySelector(BOX);
+    if (box) box.classList.toggle("rc-zoom");
+  }
+  document.addEventListener("click", (e) => {
+    if (e.target && e.target.closest && e.target.closest(IMG)) zoom();
+  }, true);
   // Watch the image: a new picture counts as shown from the first frame after it has loaded.
   function watch() {
     const img = document.querySelector(IMG);
     const src = img && img.complete && img.naturalWidth > 0 ? img.getAttribute("src") || "" : "";
     if (src !== state.shownSrc) {
+      if (src && state.shownSrc) document.querySelector(BOX)?.classList.remove("rc-zoom");
       state.shownSrc = src;
       state.paintedAt = src ? performance.now() : 0;
     }
@@ -85,13 +96,7 @@
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     const key = (e.key || "").toLowerCase();
     if (key === "?") { overlay(); e.preventDefault(); return; }
-    if (key === "z") {
-      const img = document.querySelector(IMG);
-      if (img) img.closest("[data-testid]")?.classList.toggle("rc-zoom");
-      if (img) img.style.maxWidth = img.style.maxWidth === "none" ? "" : "none";
-      e.preventDefault();
-      return;
-    }
+    if (key === "z") { zoom(); e.preventDefault(); return; }
     const target = key === "u" ? state.undo : state.keys[key];
     if (!target) return;
     e.preventDefault();
