@@ -1,7 +1,7 @@
 """near-duplicate decisions: append-only curator verdicts (keep both, duplicate, merge)
 
 Revision ID: 0011
-Revises: 0001 (the lead relinks the chain at merge)
+Revises: 0009
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = "0011"
-down_revision = "0001"
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
