@@ -33,6 +33,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "relsim": "relcurate.models.relsim_checkpoint:load_backend",
     "attribute": "relcurate.models.baselines:load_attribute_backend",
     "clip": "relcurate.models.baselines:load_clip_backend",
+    "fast-head": "relcurate.models.linear_head:load_backend",  # active-learning linear probe
 }
 # The backend a version uses when its config names none: by kind (baselines by base model).
 DEFAULT_BACKEND_OF_KIND = {"filter": "qwen-filter", "captioner": "qwen-captioner", "relsim": "relsim"}
