@@ -80,7 +80,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> tuple[np.ndarra
     if len(np.unique(y)) < 2:
         raise FastHeadError(f"the fast head needs at least one Yes and one No consensus label "
                             f"(have {int(y.sum())} Yes, {int((1 - y).sum())} No)")
-    clf = LogisticRegression(C=C, max_iter=500)
+    clf = LogisticRegression(C=C, max_iter=200, solver="newton-cholesky")  # n >> d: a few Newton steps
     clf.fit(np.asarray(x, dtype=np.float32), y)
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
 
