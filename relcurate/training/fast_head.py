@@ -112,16 +112,22 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 
 def rank_heads(p: np.ndarray, vectors: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray,
                settings: HeadSettings) -> dict[str, np.ndarray]:
-    """Indices (into p / vectors) of each strategy's head, taken from `unlabeled` indices."""
+    """Indices (into p / vectors) of each strategy's head, taken from `unlabeled` indices. The
+    heads are disjoint (each skips what an earlier one holds), so the mix's quotas are exact."""
     rng = np.random.default_rng(settings.seed)
-    pu = p[unlabeled]
+    taken = np.zeros(len(p), dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    free = unlabeled
+    out["uncertainty"] = free[uncertainty_order(p[free], settings.head_size, settings.uncertainty)]
+    taken[out["uncertainty"]] = True
+    free = unlabeled[~taken[unlabeled]]
+    out["positive"] = free[positive_order(p[free], settings.head_size)]
+    taken[out["positive"]] = True
+    free = unlabeled[~taken[unlabeled]]
     centers = np.asarray(vectors[np.sort(labeled)], dtype=np.float32) if len(labeled) else None
-    return {
-        "uncertainty": unlabeled[uncertainty_order(pu, settings.head_size, settings.uncertainty)],
-        "positive": unlabeled[positive_order(pu, settings.head_size)],
-        "diversity": k_center_greedy(vectors, settings.diversity_k, centers=centers, candidates=unlabeled,
-                                     sample=settings.diversity_sample, rng=rng),
-    }
+    out["diversity"] = k_center_greedy(vectors, settings.diversity_k, centers=centers, candidates=free,
+                                       sample=settings.diversity_sample, rng=rng)
+    return out
 
 
 # -- the workspace refresh ---------------------------------------------------------------------
