@@ -16,8 +16,10 @@ from relcurate.cli import captions as captions_cli
 from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
+from relcurate.cli import loop as loop_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import users as users_cli
+from relcurate.cli import worker as worker_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
 app.add_typer(users_cli.app, name="users")
@@ -29,6 +31,8 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(groups_cli.app, name="groups")
 app.add_typer(labeling_cli.app, name="labeling")
+app.add_typer(loop_cli.app, name="loop")
+app.command("worker")(worker_cli.worker)
 
 
 @app.command()
