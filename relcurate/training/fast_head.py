@@ -52,6 +52,7 @@ class HeadSettings:
     C: float = 1.0
     folds: int = 5
     keep_predictions: int = 2  # fast-head versions whose Prediction rows are kept
+    duty: float | None = None  # share of time prediction writes may hold SQLite's writer lock
     seed: int = 0
 
 
@@ -245,9 +246,9 @@ def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, nam
     written = write_heads(ws.engine, {k: (ids[v], p[v]) for k, v in heads.items()}, model_version_id=mv.id, kind=kind)
     t["reranked"] = time.perf_counter()
     say(0.5, f"queue re-ranked by {name}:{mv.version}; writing {len(ids)} predictions")
-    write_predictions(ws, mv.id, ids, p, progress=lambda f: say(0.5 + 0.45 * f, "writing predictions"))
+    write_predictions(ws, mv.id, ids, p, duty=settings.duty, progress=lambda f: say(0.5 + 0.45 * f, "writing predictions"))
     t["predictions"] = time.perf_counter()
-    prune_predictions(ws, name, keep=settings.keep_predictions)
+    prune_predictions(ws, name, keep=settings.keep_predictions, duty=settings.duty)
     t["pruned"] = time.perf_counter()
     timings = {}
     prev = t["start"]
@@ -259,10 +260,16 @@ def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, nam
     return RefreshResult(mv.id, mv.version, int(len(y)), int(y.sum()), written, metrics, timings)
 
 
-def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.ndarray, *, chunk: int = 50_000,
-                      progress: Callable[[float], None] | None = None) -> int:
+def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.ndarray, *, chunk: int = 5_000,
+                      duty: float | None = None, progress: Callable[[float], None] | None = None) -> int:
     """Prediction rows for one version, in chunked bulk inserts (COPY on PostgreSQL), each chunk
-    its own transaction; re-running replaces the version's rows (idempotent)."""
+    its own transaction; re-running replaces the version's rows (idempotent).
+
+    On SQLite every chunk holds the single writer lock, so the writer pauses between chunks to
+    hold it at most `duty` of the time (default 5%): a next-task call then rarely waits, and the
+    rows trickle in behind the already re-ranked queue. PostgreSQL needs no pause (row locks)."""
+    if duty is None:
+        duty = 1.0 if ws.engine.dialect.name == "postgresql" else 0.05
     with session_scope(ws.engine) as s:
         s.execute(delete(Prediction).where(Prediction.model_version_id == mv_id))
     pg = ws.engine.dialect.name == "postgresql"
@@ -271,6 +278,7 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
     now = utcnow()
     n = len(ids)
     for k in range(0, n, chunk):
+        t0 = time.perf_counter()
         part_ids = ids[k:k + chunk].tolist()
         part_sc = scores[k:k + chunk].astype(np.float64).tolist()
         with session_scope(ws.engine) as s:
@@ -284,10 +292,13 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
                                                 "created_at": now} for i, sc in zip(part_ids, part_sc)])
         if progress:
             progress(min(1.0, (k + chunk) / max(1, n)))
+        if duty < 1.0 and k + chunk < n:
+            time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
     return n
 
 
-def prune_predictions(ws: Workspace, name: str = FAST_HEAD_NAME, *, keep: int = 2, chunk: int = 100_000) -> int:
+def prune_predictions(ws: Workspace, name: str = FAST_HEAD_NAME, *, keep: int = 2, chunk: int = 5_000,
+                      duty: float | None = None) -> int:
     """Delete the Prediction rows of all but the newest `keep` versions of `name` (the versions
     themselves stay: their metrics draw the learning curves)."""
     with read_scope(ws.engine) as s:
@@ -296,15 +307,20 @@ def prune_predictions(ws: Workspace, name: str = FAST_HEAD_NAME, *, keep: int = 
         if not old:
             return 0
         with_rows = [mv for mv in old if s.exec(sa_select(Prediction.id).where(Prediction.model_version_id == mv).limit(1)).first()]
+    if duty is None:
+        duty = 1.0 if ws.engine.dialect.name == "postgresql" else 0.05
     deleted = 0
     for mv in with_rows:
         while True:
+            t0 = time.perf_counter()
             with session_scope(ws.engine) as s:
                 sub = sa_select(Prediction.id).where(Prediction.model_version_id == mv).limit(chunk)
                 n = s.execute(delete(Prediction).where(Prediction.id.in_(sub))).rowcount
             deleted += n
             if n < chunk:
                 break
+            if duty < 1.0:
+                time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
     return deleted
 
 
