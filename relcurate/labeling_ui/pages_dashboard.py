@@ -7,6 +7,7 @@ import streamlit as st
 
 from relcurate.curation.catalog.stats import workspace_stats
 from relcurate.labeling_ui.labeling_dashboard import render_labeling_section
+from relcurate.labeling_ui.loop_charts import render_loop_charts
 from relcurate.labeling_ui.registry import PageContext
 
 
@@ -64,3 +65,4 @@ def render(ctx: PageContext) -> None:
         st.caption("Details per file are on the Quarantine page.")
 
     render_labeling_section(ctx)  # queues, throughput, agreement (labeling_dashboard.py)
+    render_loop_charts(ctx)  # strategies, positives remaining, learning curves (loop_charts.py)

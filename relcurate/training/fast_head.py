@@ -47,7 +47,7 @@ class FastHeadError(ValueError):
 class HeadSettings:
     head_size: int = 2000  # images stored per model-driven strategy
     diversity_k: int = 256
-    diversity_sample: int = 4096
+    diversity_sample: int = 2048
     uncertainty: str = "margin"
     C: float = 1.0
     folds: int = 5
@@ -81,7 +81,10 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> tuple[np.ndarra
     if len(np.unique(y)) < 2:
         raise FastHeadError(f"the fast head needs at least one Yes and one No consensus label "
                             f"(have {int(y.sum())} Yes, {int((1 - y).sum())} No)")
-    clf = LogisticRegression(C=C, max_iter=200, solver="newton-cholesky")  # n >> d: a few Newton steps
+    # Newton steps cost n*d^2 each: right for narrow vectors, too dear for 384-d ones, where
+    # L-BFGS (a few matrix-vector products per step) wins.
+    solver = "newton-cholesky" if x.shape[1] <= 64 else "lbfgs"
+    clf = LogisticRegression(C=C, max_iter=300, solver=solver)
     clf.fit(np.asarray(x, dtype=np.float32), y)
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
 
@@ -125,6 +128,8 @@ def rank_heads(p: np.ndarray, vectors: np.ndarray, unlabeled: np.ndarray, labele
     out["positive"] = free[positive_order(p[free], settings.head_size)]
     taken[out["positive"]] = True
     free = unlabeled[~taken[unlabeled]]
+    if len(labeled) > settings.diversity_sample:  # distance to a sample of the labelled set
+        labeled = rng.choice(labeled, size=settings.diversity_sample, replace=False)
     centers = np.asarray(vectors[np.sort(labeled)], dtype=np.float32) if len(labeled) else None
     out["diversity"] = k_center_greedy(vectors, settings.diversity_k, centers=centers, candidates=free,
                                        sample=settings.diversity_sample, rng=rng)
