@@ -42,7 +42,7 @@ from relcurate.curation.labeling import labels, leases  # noqa: E402
 from relcurate.db.engine import make_engine, normalise_url, read_scope  # noqa: E402
 from relcurate.models.registry import register_model  # noqa: E402
 from relcurate.testing.labeling import add_users  # noqa: E402
-from relcurate.training.fast_head import refresh_fast_head  # noqa: E402
+from relcurate.training.fast_head import HeadSettings, refresh_fast_head  # noqa: E402
 from relcurate.workspace import Workspace  # noqa: E402
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--new-labels", type=int, default=50)
     ap.add_argument("--refreshes", type=int, default=3)
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--duty", type=float, default=None,
+                    help="Share of time prediction writes may hold SQLite's writer lock (default 0.05).")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="al-refresh-"))
@@ -160,9 +162,10 @@ def main() -> None:
         label(ws, users["labeler"], truth_of, args.labels)
         print(f"labels: {args.labels} in {time.perf_counter() - t:.1f} s")
         leases.set_config(ws.engine, strategy="mix")
+        settings = HeadSettings(duty=args.duty)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        refresh_fast_head(ws, emb, vectors=(ids, vecs))  # warm-up (imports, first version)
+        refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings)  # warm-up (imports, first version)
         idle_lat, _ = latency_during(ws, users["watcher"], 5.0)
         runs, during = [], []
         for _ in range(args.refreshes):
@@ -170,7 +173,7 @@ def main() -> None:
             holder = {}
 
             def work():
-                holder["res"] = refresh_fast_head(ws, emb, vectors=(ids, vecs))
+                holder["res"] = refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings)
                 return holder["res"]
 
             # The watcher measures for as long as the first part (to re-ranked) typically takes,
