@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from relcurate.db import jobs as job_store
 from relcurate.db.models import Job
-from relcurate.jobs.registry import UnknownHandler, get_handler, handler_names
+from relcurate.jobs.registry import UnknownHandler, get_handler
 from relcurate.workspace import Workspace
 
 HEARTBEAT_S = 5.0
@@ -123,7 +123,9 @@ def run_worker(ws: Workspace, *, stop: threading.Event | None = None, poll_s: fl
                 hook(ws)
             except Exception as exc:  # noqa: BLE001 - a hook's error must not kill the worker
                 say(f"idle hook failed: {type(exc).__name__}: {exc}")
-        job = job_store.claim(ws.engine, name, kinds=kinds or handler_names(), stale_after=stale_after)
+        # Every kind by default: a job nobody has a handler for fails with a clear reason
+        # instead of waiting in the queue forever.
+        job = job_store.claim(ws.engine, name, kinds=kinds, stale_after=stale_after)
         if job is None:
             if exit_when_idle:
                 break
