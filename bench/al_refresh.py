@@ -85,16 +85,21 @@ def label(ws: Workspace, uid: int, truth_of: dict, n: int) -> None:
                             answer="yes" if truth_of[t.image_id] else "no", request_id=t.request_id)
 
 
-def annotator(url: str, uid: int, seconds: float, start_evt, out_q) -> None:
-    """Another process (the annotator's app): next_task + release in a loop, latencies in ms."""
+def annotator(url: str, uid: int, seconds: float, start_evt, phase_evt, out_q) -> None:
+    """Another process (the annotator's app): next_task + release in a loop, latencies in ms,
+    split at `phase_evt` (set when the queue is re-ranked; prediction writes follow)."""
     eng = make_engine(url)
     leases.next_task(eng, uid)  # warm
     start_evt.wait()
-    lat, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    lat: dict[str, list[float]] = {"rerank": [], "predictions": []}
+    end = None
+    while end is None or time.perf_counter() < end:
+        phase = "predictions" if phase_evt.is_set() else "rerank"
+        if phase == "predictions" and end is None:
+            end = time.perf_counter() + seconds
         t0 = time.perf_counter()
         task = leases.next_task(eng, uid)
-        lat.append((time.perf_counter() - t0) * 1000)
+        lat[phase].append((time.perf_counter() - t0) * 1000)
         if task is not None:
             leases.release_task(eng, uid, task.assignment_id)
         time.sleep(0.002)
@@ -103,14 +108,21 @@ def annotator(url: str, uid: int, seconds: float, start_evt, out_q) -> None:
 
 
 def latency_during(ws: Workspace, uid: int, seconds: float, work=None):
+    """Latencies while `work(phase_evt)` runs: the re-rank phase, then `seconds` of the phase
+    after it. Without work: `seconds` of idle (reported as "rerank")."""
     ctx = mp.get_context("spawn")
-    start, q = ctx.Event(), ctx.Queue()
-    p = ctx.Process(target=annotator, args=(ws.db_url, uid, seconds, start, q))
+    start, phase, q = ctx.Event(), ctx.Event(), ctx.Queue()
+    p = ctx.Process(target=annotator, args=(ws.db_url, uid, seconds, start, phase, q))
     p.start()
     time.sleep(3.0)  # let it import and warm up
     start.set()
-    result = work() if work is not None else None
-    lat = q.get(timeout=seconds + 600)
+    if work is None:
+        time.sleep(seconds)
+        phase.set()
+        result = None
+    else:
+        result = work(phase)
+    lat = q.get(timeout=seconds + 3600)
     p.join()
     return lat, result
 
@@ -166,21 +178,23 @@ def main() -> None:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings)  # warm-up (imports, first version)
-        idle_lat, _ = latency_during(ws, users["watcher"], 5.0)
-        runs, during = [], []
+        idle, _ = latency_during(ws, users["watcher"], 5.0)
+        idle_lat = idle["rerank"]
+        runs, during, during_pred = [], [], []
         for _ in range(args.refreshes):
             label(ws, users["labeler"], truth_of, args.new_labels)
-            holder = {}
 
-            def work():
-                holder["res"] = refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings)
-                return holder["res"]
+            def work(phase_evt):
+                def progress(_f, note):
+                    if note.startswith("queue re-ranked"):
+                        phase_evt.set()
+                return refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings, progress=progress)
 
-            # The watcher measures for as long as the first part (to re-ranked) typically takes,
-            # plus margin, and keeps going through part of the prediction writes.
             lat, res = latency_during(ws, users["watcher"], 8.0, work)
             runs.append(res.timings)
-            during.extend(lat)
+            during.extend(lat["rerank"])
+            during_pred.extend(lat["predictions"])
+            print(f"refresh: {res.timings}", flush=True)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -194,8 +208,10 @@ def main() -> None:
         print("| next_task (other process) | calls | p50 ms | p95 ms |")
         print("|---|---|---|---|")
         print(f"| idle (baseline) | {len(idle_lat)} | {p50i:.2f} | {p95i:.2f} |")
-        print(f"| during refresh | {len(during)} | {p50d:.2f} | {p95d:.2f} |")
+        print(f"| during refresh, up to re-ranked | {len(during)} | {p50d:.2f} | {p95d:.2f} |")
         print(f"| ratio during/idle | | {p50d / p50i:.2f} | {p95d / p95i:.2f} |")
+        print(f"| first 8 s of prediction writes (duty {args.duty or 0.05}) | {len(during_pred)} | "
+              f"{pct(during_pred, .5):.2f} | {pct(during_pred, .95):.2f} |")
         print()
         print(f"vectors: {vecs.nbytes / 2**20:.0f} MiB; peak RSS of the refreshing process {rss:.0f} MiB "
               f"(before the first refresh {rss0:.0f} MiB)")

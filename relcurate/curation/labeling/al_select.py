@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 DEFAULT_MIX = {"uncertainty": 0.4, "positive": 0.3, "diversity": 0.2, "random": 0.1}
 MODEL_STRATEGIES = ("uncertainty", "positive", "diversity")
@@ -54,6 +55,13 @@ def k_center_greedy(vectors: np.ndarray, k: int, *, centers: np.ndarray | None =
         idx = rng.choice(idx, size=sample, replace=False)
     if len(idx) == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
+    # One BLAS thread: the loop is hundreds of small products, where thread start-up and
+    # synchronisation cost more than the work (6x slower with two busy cores, measured).
+    with threadpool_limits(1):
+        return _k_center(vectors, k, centers, idx, rng)
+
+
+def _k_center(vectors, k, centers, idx, rng) -> np.ndarray:
     x = np.asarray(vectors[np.sort(idx)], dtype=np.float32)
     idx = np.sort(idx)
     sq = (x * x).sum(axis=1)
