@@ -193,12 +193,23 @@ def resolve_embedding(ws: Workspace, embedding: str | int | ModelVersion) -> Mod
     return get_model_version(ws, embedding)
 
 
-def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, name: str = FAST_HEAD_NAME,
+def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, **kw) -> RefreshResult:
+    """Train a new fast-head version on the current consensus labels and re-rank the queue.
+
+    Runs with one BLAS thread: its products are memory-bound (a million-row matrix-vector
+    product) or small (k-center steps), where extra threads add contention, not speed, and the
+    other core stays free for the annotators' app (next-task latency during a refresh)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _refresh_fast_head(ws, embedding, **kw)
+
+
+def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, name: str = FAST_HEAD_NAME,
                       settings: HeadSettings = HeadSettings(), vectors: tuple[np.ndarray, np.ndarray] | None = None,
                       labels_seen: int | None = None, progress: Progress | None = None,
                       kind: str = FILTER) -> RefreshResult:
-    """Train a new fast-head version on the current consensus labels and re-rank the queue.
-    `vectors` (sorted ids, vectors) overrides the embedding's stored vectors (benchmarks)."""
+    """`vectors` (sorted ids, vectors) overrides the embedding's stored vectors (benchmarks)."""
     say = progress or (lambda _f, _n: None)
     t = {"start": time.perf_counter()}
     emb = resolve_embedding(ws, embedding)
