@@ -9,6 +9,9 @@ whole pool labelled once by the same noisy annotators.
 
     python bench/al_curve.py                          # 4000-image pool, 5 seeds
     python bench/al_curve.py --pool 2000 --seeds 10 --error-rate 0.05 --out /tmp/al
+
+Measured 2026-12-02 (--pool 3000, 5 seeds, error 2%): mix needs 280 labels (sd 84), random
+1496 (sd 854); ratio mean 0.30, median 0.17, range 0.15-0.86 — goal <= 0.5 met on the mean.
 """
 from __future__ import annotations
 
