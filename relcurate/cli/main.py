@@ -18,10 +18,12 @@ from relcurate.cli import export as export_cli
 from relcurate.cli import groups as groups_cli
 from relcurate.cli import labeling as labeling_cli
 from relcurate.cli import labelstudio as labelstudio_cli
+from relcurate.cli import loop as loop_cli
 from relcurate.cli import models as models_cli
 from relcurate.cli import pool as pool_cli
 from relcurate.cli import train as train_cli
 from relcurate.cli import users as users_cli
+from relcurate.cli import worker as worker_cli
 
 app = typer.Typer(help="relcurate: curate data for relational visual similarity.", no_args_is_help=True)
 app.add_typer(users_cli.app, name="users")
@@ -37,6 +39,8 @@ app.add_typer(pool_cli.app, name="pool")
 app.add_typer(labelstudio_cli.app, name="labelstudio")
 app.add_typer(evaluation_cli.app, name="eval")
 app.add_typer(train_cli.app, name="train")
+app.add_typer(loop_cli.app, name="loop")
+app.command("worker")(worker_cli.worker)
 
 
 @app.command()

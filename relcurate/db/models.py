@@ -564,3 +564,57 @@ class AbAnswer(SQLModel, table=True):
     a_on_left: bool = True
     lead_time_ms: Optional[int] = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- Background jobs and the active-learning queue head ----------------------------------------
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class Job(SQLModel, table=True):
+    """A unit of long work (fast-head refresh, retrain, export) run by a worker process, never
+    in a page request. `active_key` holds the dedup key while the job is queued or running and
+    is cleared when it ends: the unique index then refuses a second live job for the same key
+    (a double click), while a later refresh with the same key is a new job."""
+
+    __table_args__ = (Index("ix_job_state_id", "state", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)  # handler name
+    state: str = Field(default=JobState.queued, max_length=16)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedup_key: Optional[str] = Field(default=None, max_length=128)
+    active_key: Optional[str] = Field(default=None, max_length=128, unique=True)
+    requested_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
+    progress: float = 0.0  # 0..1
+    progress_note: Optional[str] = Field(default=None, max_length=256)
+    log_tail: str = ""
+    error: Optional[str] = None
+    attempts: int = 0
+    max_attempts: int = 3
+    worker: Optional[str] = Field(default=None, max_length=128)
+    heartbeat_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+
+
+class QueueRank(SQLModel, table=True):
+    """The head of one model-driven task order: the first few thousand images of a strategy's
+    ranking, rewritten in one transaction by each refresh. The primary key (kind, strategy,
+    rank) is the index the next-task walk follows, probing label_task by primary key."""
+
+    __tablename__ = "queue_rank"
+
+    kind: str = Field(default="filter", max_length=16, primary_key=True)
+    strategy: str = Field(max_length=32, primary_key=True)
+    rank: int = Field(primary_key=True)
+    image_id: int = Field(foreign_key="image.id", ondelete="CASCADE")
+    model_version_id: Optional[int] = Field(default=None, foreign_key="model_version.id", ondelete="CASCADE")
+    score: Optional[float] = None

@@ -9,6 +9,7 @@ from relcurate.curation.catalog.next_steps import WorkWaiting, work_waiting
 from relcurate.curation.catalog.stats import workspace_stats
 from relcurate.labeling_ui import registry
 from relcurate.labeling_ui.labeling_dashboard import CACHE_S, render_labeling_section
+from relcurate.labeling_ui.loop_charts import render_loop_charts
 from relcurate.labeling_ui.registry import PageContext
 
 # (count field, page url_path, what the link says): shown only when the count is not zero and
@@ -109,3 +110,4 @@ def render(ctx: PageContext) -> None:
         st.caption("Details per file are on the Quarantine page.")
 
     render_labeling_section(ctx)  # queues, throughput, agreement (labeling_dashboard.py)
+    render_loop_charts(ctx)  # strategies, positives remaining, learning curves (loop_charts.py)

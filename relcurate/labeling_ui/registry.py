@@ -63,6 +63,8 @@ PAGES: list[PageSpec] = [
              "curate", "Evaluation"),
     PageSpec("users", "Users", ":material/manage_accounts:", f"{_UI}.pages_admin:render", "manage_users", "Admin"),
     PageSpec("label-setup", "Labeling setup", ":material/tune:", f"{_UI}.pages_label_admin:render", "manage_users", "Admin"),
+    PageSpec("active-learning", "Active learning", ":material/model_training:", f"{_UI}.pages_loop:render", "manage_users",
+             "Admin"),
 ]
 
 

@@ -36,6 +36,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "dinov2": "relcurate.models.baselines:load_dinov2_backend",
     "dreamsim": "relcurate.models.baselines:load_dreamsim_backend",
     "caption-text": "relcurate.models.caption_text:load_backend",
+    "fast-head": "relcurate.models.linear_head:load_backend",  # active-learning linear probe
 }
 # The backend a version uses when its config names none: by kind (baselines by base model).
 DEFAULT_BACKEND_OF_KIND = {"filter": "qwen-filter", "captioner": "qwen-captioner", "relsim": "relsim"}

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from relcurate.curation.labeling import ranked_orders  # noqa: F401 - registers the model-driven orders
 from relcurate.curation.labeling.task_order import TaskOrder, make_strategy, strategy_names
 from relcurate.db.write_retry import is_postgres, run_write
 from relcurate.db.engine import read_scope
@@ -152,6 +153,11 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
         return run_write(engine, tx)
     finally:
         _config_cache.pop(_cache_key(engine, kind), None)
+
+
+def forget_config(engine: Engine, kind: str = FILTER) -> None:
+    """Drop this process's cached queue config (after a write that bypassed `set_config`)."""
+    _config_cache.pop(_cache_key(engine, kind), None)
 
 
 # -- the pool -------------------------------------------------------------------------------
@@ -403,6 +409,17 @@ def _pick_statement(order: TaskOrder, pg: bool):
 
 def _lease_from_pool(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta,
                      order: TaskOrder) -> Task | None:
+    """The order's first open task; when it has none, its `fallbacks` in turn (a model-driven
+    order whose stored head is used up falls back to the random order)."""
+    for o in (order, *getattr(order, "fallbacks", ())):
+        task = _lease_one_from_pool(s, kind, user_id, now, lease, o)
+        if task is not None:
+            return task
+    return None
+
+
+def _lease_one_from_pool(s: Session, kind: str, user_id: int, now: datetime, lease: timedelta,
+                         order: TaskOrder) -> Task | None:
     conn = s.connection()
     if is_postgres(s):
         row = conn.execute(_pick_statement(order, True), {

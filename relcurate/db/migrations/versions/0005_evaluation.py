@@ -1,7 +1,7 @@
 """evaluation: eval runs, the LLM judge's cache, A/B triplets and answers
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = "0005"
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,236 @@
+"""Fast-head refresh at a million images: new labels -> fast head retrained -> queue re-ranked,
+with cached 384-d embeddings (random vectors; a hidden linear rule gives ~10% Yes), and the
+next-task latency seen by an annotator process *during* a refresh.
+
+Measured (medians over --refreshes refreshes, each after --new-labels new labels):
+- to re-ranked: consensus read, fit (with 5-fold out-of-fold scores for the held-out metrics and
+  the positives-remaining estimate), scoring 1M vectors, the three strategy heads, registering
+  the version and writing the heads — the goal (<= 2 s on 2 cores);
+- predictions: the 1M Prediction rows written behind it (duty-limited on SQLite so labeling
+  keeps the writer lock; PostgreSQL writes with COPY and no pause), and pruning old versions;
+- next_task p50/p95 in a separate process (the annotator's app) while idle (baseline) and while
+  a refresh runs (goal p95 <= 5 ms);
+- peak RSS of the refreshing process, and the size of the vectors themselves.
+
+    python bench/al_refresh.py                         # 1M images, SQLite
+    python bench/al_refresh.py --images 100000 --refreshes 2
+    python bench/al_refresh.py --backend postgresql    # RELCURATE_BENCH_PG_URL or local default
+
+Measured 2026-12-02 (SQLite, 1M x 384-d, 1000 labels, machine load average 6-8 on 2 cores):
+to re-ranked 4.6 s (score 3.6, rank 0.6, fit 0.1, heads 0.24) — goal 2 s missed; next_task
+p95 9.1 ms during the re-rank vs 2.4 ms idle — goal 5 ms missed; with duty 0.2 the prediction
+writes kept p95 at 1.6 ms but took 285 s; peak RSS 4.5 GiB (vectors 1.5 GiB). PostgreSQL not run.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO)]
+
+import numpy as np  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from relcurate.curation.labeling import labels, leases  # noqa: E402
+from relcurate.db.engine import make_engine, normalise_url, read_scope  # noqa: E402
+from relcurate.models.registry import register_model  # noqa: E402
+from relcurate.testing.labeling import add_users  # noqa: E402
+from relcurate.training.fast_head import HeadSettings, refresh_fast_head  # noqa: E402
+from relcurate.workspace import Workspace  # noqa: E402
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+GOAL_REFRESH_S = 2.0
+GOAL_NEXT_P95_MS = 5.0
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+def bulk_rows(ws: Workspace, n: int) -> None:
+    now = datetime.now(timezone.utc)
+    cols = "sha256, ext, source_uri, width, height, size_bytes, status, added_at, meta"
+    raw = ws.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if ws.engine.dialect.name == "postgresql":
+            with cur.copy(f"COPY image ({cols}) FROM STDIN") as cp:
+                for i in range(n):
+                    cp.write_row((hashlib.sha256(f"al-{i}".encode()).hexdigest(), "png", f"bench://{i}.png",
+                                  64, 64, 100, "ok", now, "{}"))
+        else:
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            cur.execute("BEGIN IMMEDIATE")
+            for k in range(0, n, 50_000):
+                cur.executemany(f"INSERT INTO image ({cols}) VALUES (?,?,?,?,?,?,?,?,?)",
+                                [(hashlib.sha256(f"al-{i}".encode()).hexdigest(), "png", f"bench://{i}.png",
+                                  64, 64, 100, "ok", stamp, "{}") for i in range(k, min(n, k + 50_000))])
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def label(ws: Workspace, uid: int, truth_of: dict, n: int) -> None:
+    for _ in range(n):
+        t = leases.next_task(ws.engine, uid)
+        labels.record_label(ws.engine, image_id=t.image_id, user_id=uid,
+                            answer="yes" if truth_of[t.image_id] else "no", request_id=t.request_id)
+
+
+def annotator(url: str, uid: int, seconds: float, start_evt, phase_evt, out_q) -> None:
+    """Another process (the annotator's app): next_task + release in a loop, latencies in ms,
+    split at `phase_evt` (set when the queue is re-ranked; prediction writes follow)."""
+    eng = make_engine(url)
+    leases.next_task(eng, uid)  # warm
+    start_evt.wait()
+    lat: dict[str, list[float]] = {"rerank": [], "predictions": []}
+    end = None
+    while end is None or time.perf_counter() < end:
+        phase = "predictions" if phase_evt.is_set() else "rerank"
+        if phase == "predictions" and end is None:
+            end = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        task = leases.next_task(eng, uid)
+        lat[phase].append((time.perf_counter() - t0) * 1000)
+        if task is not None:
+            leases.release_task(eng, uid, task.assignment_id)
+        time.sleep(0.002)
+    out_q.put(lat)
+    eng.dispose()
+
+
+def latency_during(ws: Workspace, uid: int, seconds: float, work=None):
+    """Latencies while `work(phase_evt)` runs: the re-rank phase, then `seconds` of the phase
+    after it. Without work: `seconds` of idle (reported as "rerank")."""
+    ctx = mp.get_context("spawn")
+    start, phase, q = ctx.Event(), ctx.Event(), ctx.Queue()
+    p = ctx.Process(target=annotator, args=(ws.db_url, uid, seconds, start, phase, q))
+    p.start()
+    time.sleep(3.0)  # let it import and warm up
+    start.set()
+    if work is None:
+        time.sleep(seconds)
+        phase.set()
+        result = None
+    else:
+        result = work(phase)
+    lat = q.get(timeout=seconds + 3600)
+    p.join()
+    return lat, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--labels", type=int, default=2000)
+    ap.add_argument("--new-labels", type=int, default=50)
+    ap.add_argument("--refreshes", type=int, default=3)
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--duty", type=float, default=None,
+                    help="Share of time prediction writes may hold SQLite's writer lock (default 0.05).")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="al-refresh-"))
+    url, schema, base = None, None, os.environ.get("RELCURATE_BENCH_PG_URL", PG_DEFAULT)
+    if args.backend == "postgresql":
+        schema = f"rc_bench_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(base)
+        with admin.begin() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(normalise_url(base)).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    ws = Workspace.init(tmp / "ws", db_url=url)
+    try:
+        t = time.perf_counter()
+        bulk_rows(ws, args.images)
+        leases.set_config(ws.engine, overlap_k=1, overlap_fraction=0.0)
+        leases.sync_pool(ws.engine, seed=0)
+        if args.backend == "postgresql":
+            with ws.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("VACUUM ANALYZE image")
+                c.exec_driver_sql("VACUUM ANALYZE label_task")
+        with read_scope(ws.engine) as s:
+            ids = np.array(s.execute(text("SELECT id FROM image ORDER BY id")).scalars().all(), dtype=np.int64)
+        print(f"store: {len(ids):,} images pooled in {time.perf_counter() - t:.1f} s")
+
+        rng = np.random.default_rng(0)
+        vecs = rng.normal(size=(len(ids), args.dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        w = rng.normal(size=args.dim).astype(np.float32)
+        s_ = vecs @ w
+        truth = s_ > np.quantile(s_, 0.9)
+        truth_of = dict(zip(ids.tolist(), truth.tolist()))
+        emb = register_model(ws, kind="baseline", name="bench-emb", base_model="attribute")
+        users = add_users(ws.engine, ["labeler", "watcher"])
+        t = time.perf_counter()
+        label(ws, users["labeler"], truth_of, args.labels)
+        print(f"labels: {args.labels} in {time.perf_counter() - t:.1f} s")
+        leases.set_config(ws.engine, strategy="mix")
+        settings = HeadSettings(duty=args.duty)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings)  # warm-up (imports, first version)
+        idle, _ = latency_during(ws, users["watcher"], 5.0)
+        idle_lat = idle["rerank"]
+        runs, during, during_pred = [], [], []
+        for _ in range(args.refreshes):
+            label(ws, users["labeler"], truth_of, args.new_labels)
+
+            def work(phase_evt):
+                def progress(_f, note):
+                    if note.startswith("queue re-ranked"):
+                        phase_evt.set()
+                return refresh_fast_head(ws, emb, vectors=(ids, vecs), settings=settings, progress=progress)
+
+            lat, res = latency_during(ws, users["watcher"], 8.0, work)
+            runs.append(res.timings)
+            during.extend(lat["rerank"])
+            during_pred.extend(lat["predictions"])
+            print(f"refresh: {res.timings}", flush=True)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print()
+        print(f"| {args.backend}, {len(ids):,} images x {args.dim}-d, {args.labels}+{args.new_labels}/refresh labels | median s |")
+        print("|---|---|")
+        for k in ("labels", "fit", "score", "rank", "reranked", "to_reranked", "predictions", "pruned", "total"):
+            print(f"| {k} | {med[k]:.3f} |")
+        print()
+        p50i, p95i, p50d, p95d = pct(idle_lat, .5), pct(idle_lat, .95), pct(during, .5), pct(during, .95)
+        print("| next_task (other process) | calls | p50 ms | p95 ms |")
+        print("|---|---|---|---|")
+        print(f"| idle (baseline) | {len(idle_lat)} | {p50i:.2f} | {p95i:.2f} |")
+        print(f"| during refresh, up to re-ranked | {len(during)} | {p50d:.2f} | {p95d:.2f} |")
+        print(f"| ratio during/idle | | {p50d / p50i:.2f} | {p95d / p95i:.2f} |")
+        print(f"| first 8 s of prediction writes (duty {args.duty or 0.05}) | {len(during_pred)} | "
+              f"{pct(during_pred, .5):.2f} | {pct(during_pred, .95):.2f} |")
+        print()
+        print(f"vectors: {vecs.nbytes / 2**20:.0f} MiB; peak RSS of the refreshing process {rss:.0f} MiB "
+              f"(before the first refresh {rss0:.0f} MiB)")
+        ok_r, ok_n = med["to_reranked"] <= GOAL_REFRESH_S, p95d <= GOAL_NEXT_P95_MS
+        print(f"goal re-ranked <= {GOAL_REFRESH_S} s: {'met' if ok_r else 'MISSED'} ({med['to_reranked']:.2f} s); "
+              f"next_task p95 <= {GOAL_NEXT_P95_MS} ms during refresh: {'met' if ok_n else 'MISSED'} ({p95d:.2f} ms)")
+    finally:
+        ws.engine.dispose()
+        if schema:
+            admin = make_engine(base)
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
