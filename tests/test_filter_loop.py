@@ -145,9 +145,28 @@ def test_worker_refreshes_after_n_new_labels_as_a_job(loop_ws):
     assert "positives_remaining" in v2.metrics and v2.metrics["positives_remaining"]["unlabeled"] == 400 - 65
 
 
-def test_lora_retrain_job_fails_clearly_until_trainers_land(loop_ws):
+def test_lora_retrain_job_without_a_base_fails_clearly(loop_ws):
     ws, *_ = loop_ws
     enq = filter_loop.enqueue_retrain(ws, requested_by=None)
     run_worker(ws, exit_when_idle=True)
     job = jobs.get_job(ws.engine, enq.job.id)
-    assert job.state == "failed" and "trainer not installed" in job.error and job.attempts == 1
+    assert job.state == "failed" and "needs a base model" in job.error and job.attempts == 1
+
+
+def test_lora_retrain_job_trains_and_registers_a_filter_version(tmp_path, tiny_qwen_bpe):
+    """The admin button's job end to end: the worker runs the real LoRA trainer (tiny model, two
+    steps) and a new filter version appears; a second request returns the same version."""
+    from relcurate.models.registry import get_model_version
+    from relcurate.testing.training import build_training_workspace
+    from relcurate.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    build_training_workspace(ws, n_groups=8, yes_groups=3, pool=2)
+    params = {"base": str(tiny_qwen_bpe), "name": "flt-job", "max_steps": 2, "batch_size": 4, "max_pixels": 56 * 56}
+    enq = filter_loop.enqueue_retrain(ws, requested_by=None, params=params)
+    run_worker(ws, exit_when_idle=True)
+    job = jobs.get_job(ws.engine, enq.job.id)
+    assert job.state == "done", job.error
+    mv = get_model_version(ws, "flt-job")
+    assert job.result["model_version_id"] == mv.id and mv.kind == "filter"
+    ws.engine.dispose()

@@ -80,11 +80,15 @@ def refresh(here: Annotated[bool, typer.Option("--here", help="Run it in this pr
 
 
 @filter_app.command("retrain")
-def retrain(workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
-    """Enqueue a LoRA retrain of the real filter (needs the trainers)."""
+def retrain(base: str = typer.Option(..., "--base", help="a registered model or a local model path"),
+            name: str = typer.Option("filter-ft", "--name", help="model name of the new version"),
+            max_steps: int = typer.Option(None, "--max-steps"),
+            workspace: WorkspaceOpt = Path("."), db: DbOpt = None) -> None:
+    """Enqueue a LoRA retrain of the real filter on the consensus labels (the worker runs it)."""
     from relcurate.training.filter_loop import enqueue_retrain
 
-    enq = enqueue_retrain(open_workspace(workspace, db))
+    params = {"base": base, "name": name, **({"max_steps": max_steps} if max_steps else {})}
+    enq = enqueue_retrain(open_workspace(workspace, db), params=params)
     console.print(f"job {enq.job.id} " + ("queued" if enq.created else f"already {enq.job.state}"))
 
 

@@ -29,8 +29,7 @@ TRAINER_MODULE = "relcurate.training.filter_trainer"
 
 
 def run_lora_retrain(ctx: JobContext) -> dict:
-    """Delegates to the filter LoRA trainer (issue 10) once it exists: its module must expose
-    `run_retrain_job(ctx) -> dict`."""
+    """Delegates to the filter LoRA trainer (`training/filter_trainer.run_retrain_job`)."""
     try:
         trainer = importlib.import_module(TRAINER_MODULE)
     except ModuleNotFoundError:
@@ -39,4 +38,9 @@ def run_lora_retrain(ctx: JobContext) -> dict:
     fn = getattr(trainer, "run_retrain_job", None)
     if fn is None:
         raise PermanentJobError(f"trainer not installed: {TRAINER_MODULE} has no run_retrain_job(ctx)")
-    return fn(ctx)
+    from relcurate.training.snapshot import TooLittleData
+
+    try:
+        return fn(ctx)
+    except (TooLittleData, ValueError) as exc:  # a clear message, and no retry: nothing would change
+        raise PermanentJobError(str(exc)) from None

@@ -22,7 +22,8 @@ def _enqueue(ctx: PageContext, what: str) -> None:
         if what == "refresh":
             enq = filter_loop.enqueue_refresh(ctx.ws, requested_by=ctx.user.id)
         else:
-            enq = filter_loop.enqueue_retrain(ctx.ws, requested_by=ctx.user.id)
+            base = (st.session_state.get("loop_retrain_base") or "").strip()
+            enq = filter_loop.enqueue_retrain(ctx.ws, requested_by=ctx.user.id, params={"base": base} if base else None)
     except ValueError as exc:
         st.session_state[K_FLASH] = ("error", str(exc))
         return
@@ -55,6 +56,8 @@ def render(ctx: PageContext) -> None:
     b = st.columns(2)
     b[0].button("Refresh fast head now", key="loop_refresh", type="primary", on_click=_enqueue, args=(ctx, "refresh"),
                 disabled=not loop.embedding)
+    b[1].text_input("Base model for the LoRA retrain", key="loop_retrain_base",
+                    placeholder="a registered model or a local path", help="The job fails clearly without one.")
     b[1].button("Retrain filter (LoRA)", key="loop_retrain", on_click=_enqueue, args=(ctx, "retrain"))
     st.caption("Both run in the background worker (relcurate worker); this page only queues them.")
 

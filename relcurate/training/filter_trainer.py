@@ -143,3 +143,27 @@ def train_filter(ws: Workspace, *, name: str = "filter-ft", base: str | None = N
     if mv is None:
         mv = already_registered(ws, run_dir)
     return TrainResult(mv, run_dir, mv.metrics if mv else {}, result.steps, result.resumed_from, result.history)
+
+
+def run_retrain_job(ctx) -> dict:
+    """The LoRA retrain job of the filter loop (`jobs/filter_loop.run_lora_retrain`). Params:
+    `base` (a registered model or a path; needed: there is no hub here), `name`, `max_steps`,
+    `batch_size`, `max_pixels`. A rerun resumes the same run folder or returns its version."""
+    import dataclasses
+
+    p = dict(ctx.params or {})
+    if not p.get("base"):
+        raise ValueError("the filter retrain needs a base model: enqueue it with params {'base': NAME_OR_PATH}")
+    s = FilterSettings()
+    loop_changes = {k: p[k] for k in ("max_steps", "batch_size", "epochs") if p.get(k) is not None}
+    if loop_changes:
+        s = dataclasses.replace(s, loop=dataclasses.replace(s.loop, **loop_changes))
+    if p.get("max_pixels"):
+        s = dataclasses.replace(s, max_pixels=int(p["max_pixels"]))
+    ctx.log(f"filter LoRA retrain from {p['base']}")
+    res = train_filter(ctx.ws, name=p.get("name") or "filter-ft", base=p["base"], settings=s,
+                       on_step=lambda step: ctx.progress(min(0.99, step / max(1, s.loop.max_steps or step + 1)),
+                                                         f"step {step}"))
+    mv = res.model_version
+    return {"model_version_id": getattr(mv, "id", None), "version": getattr(mv, "version", None),
+            "steps": res.steps, "reused": res.reused, "metrics": res.metrics}
