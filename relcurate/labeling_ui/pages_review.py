@@ -347,7 +347,7 @@ def render(ctx: PageContext) -> None:
                 "your change; it stays here until you move on.", icon=":material/push_pin:")
     if item.group is not None and item.group.note:
         st.caption("Curator's note: " + escape_md(item.group.note))
-    if item.group is not None:
+    if item.group is not None and ctx.can("curate"):
         if st.button("Open in the group builder", key="rev_to_group", icon=":material/workspaces:", type="tertiary"):
             st.session_state[K_GROUP_BUILDER] = item.group.id
             switch_to("groups")

@@ -332,7 +332,7 @@ def _write_and_review(session: Session, group_id: int, text: str, action: str, *
     """A reviewer writes a caption for a group that has none: proposed by them, then `action`
     ("accept", or "edit" to only save it). Accepting one's own caption needs `allow_self_accept`."""
     if action == "accept" and user_id is not None and not allow_self_accept:
-        raise SelfAcceptError("you are writing this caption: save it, and another reviewer accepts it "
+        raise SelfAcceptError("you are writing this caption: save it; another reviewer must accept it "
                               "(separation of duties)")
     cap = _add_group_caption(session, group_id, text, source="human", user_id=user_id)
     if action == "edit":
