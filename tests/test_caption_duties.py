@@ -92,3 +92,13 @@ def test_uncaptioned_queue_opens_on_rejected_captions(team, tmp_path):
     assert queue[0] == later and set(queue) == {gid, fresh, later}
     item = captions.group_review_item(ws, later)
     assert item.last_rejection.reason == "describes one image" and item.last_rejection.username == "bob"
+
+
+def test_find_review_group_by_id_or_name(team):
+    ws, gid, _ = team
+    draft = groups.create_group(ws, "draft blues", [1], status=GroupStatus.draft).id
+    assert captions.find_review_group(ws, str(gid)) == gid
+    assert captions.find_review_group(ws, f"#{gid}") == gid
+    assert captions.find_review_group(ws, "BLUE") == gid  # any case; the draft is not reviewable
+    assert captions.find_review_group(ws, str(draft)) is None
+    assert captions.find_review_group(ws, "nothing like it") is None and captions.find_review_group(ws, " ") is None

@@ -186,20 +186,9 @@ def _queue_changed() -> None:
     st.session_state.pop(K_CURRENT, None)
 
 
-def find_group(ctx: PageContext, query: str) -> int | None:
-    """A group id typed as "12" / "#12", else the first reviewable group whose name contains `query`."""
-    q = (query or "").strip().lstrip("#").strip()
-    if not q:
-        return None
-    live = cap.group_queue(ctx.ws, "all")
-    if q.isdigit():
-        return int(q) if int(q) in live else None
-    return next((g for g in live if q.lower() in cap.group_review_item(ctx.ws, g).group.name.lower()), None)
-
-
 def _jump(ctx: PageContext) -> None:
     query = st.session_state.get(K_JUMP, "")
-    gid = find_group(ctx, query)
+    gid = cap.find_review_group(ctx.ws, query)
     if gid is None:
         set_flash(K_FLASH, f"No reviewable group matches {query!r}.", "warning")
         return

@@ -538,6 +538,18 @@ def sample_image_captions(store: Store, n: int, *, seed: int = 0,
         return _sample_image_captions(s, n, seed=seed, status=status)
 
 
+def find_review_group(store: Store, query: str) -> int | None:
+    """A reviewable group by id ("12" or "#12") or the first whose name or note contains `query`."""
+    q = (query or "").strip().lstrip("#").strip()
+    if not q:
+        return None
+    with reading(store) as s:
+        live = set(_group_queue(s, "all"))
+        if q.isdigit():
+            return int(q) if int(q) in live else None
+        return next((g.id for g in groups_mod._list_groups(s, text=q[:200]) if g.id in live), None)
+
+
 def latest_captioner(store: Store) -> CaptionerSpec | None:
     with reading(store) as s:
         return _latest_captioner(s)
