@@ -145,18 +145,20 @@ def _review(ctx: PageContext, item: cap.ReviewItem, bound: Bound, order: list[in
 
 
 def _share(ctx: PageContext, bound: Bound, noun: str, shared: bool) -> None:
+    """Run from the editor fragment's body (not a callback), so it can rerun the whole page."""
     stale = _stale(ctx, bound)
     if stale or bound.caption_id is None:
         set_flash(K_ACT_MSG, stale or "Save the caption first, then mark shared nouns.", "error")
-        return
+        st.rerun(scope="app")
     try:
         cap.mark_shared_noun(ctx.ws, bound.caption_id, noun, user_id=ctx.user.id, shared=shared)
     except cap.CaptionError as exc:
         set_flash(K_ACT_MSG, exc, "error")
-        return
+        st.rerun(scope="app")
     st.session_state[K_STAY] = bound.target.id
     set_flash(K_FLASH, f"Marked {noun!r} as shown by every member of {bound.name()}." if shared
               else f"{noun!r} is no longer marked as shared in {bound.name()}.")
+    st.rerun(scope="app")  # clicked inside the editor fragment: redraw the whole page (item, history)
 
 
 def _propose(ctx: PageContext, group_id: int) -> None:
@@ -230,15 +232,17 @@ def _editor(ctx: PageContext, item: cap.ReviewItem, bound: Bound) -> None:
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
             with c1:
                 show(f"`{f.code}`{word}: {escape_md(f.message)}")
-            c2.button("Shown by every member", key=f"rev_share_{i}_{f.word.lower()}", icon=":material/done_all:",
-                      help="The object is what the group shares: the checker then accepts the word (recorded).",
-                      on_click=_share, args=(ctx, bound, f.word, True), width="stretch")
+            if c2.button("Shown by every member", key=f"rev_share_{i}_{f.word.lower()}", icon=":material/done_all:",
+                         help="The object is what the group shares: the checker then accepts the word (recorded).",
+                         width="stretch"):
+                _share(ctx, bound, f.word, True)
         else:
             show(f"`{f.code}`{word}: {escape_md(f.message)}")
     for noun in item.shared_nouns:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.caption(f"Marked as shown by every member: **{escape_md(noun)}**")
-        c2.button("Unmark", key=f"rev_unshare_{noun}", on_click=_share, args=(ctx, bound, noun, False))
+        if c2.button("Unmark", key=f"rev_unshare_{noun}"):
+            _share(ctx, bound, noun, False)
 
 
 def _actions(ctx: PageContext, item: cap.ReviewItem, bound: Bound, order: list[int]) -> None:
