@@ -1,6 +1,7 @@
 """Caption review in a real browser (Debian Chromium + Playwright, Streamlit on loopback):
 after saving an edit in the "accepted" queue the page stays on that group and the next key acts
-on it; the author of a caption cannot accept it with the keyboard, another reviewer can.
+on it; the author of a caption cannot accept it with the keyboard, another reviewer can; a flagged
+object noun marked "shown by every member" (inside the editor fragment) clears the finding.
 
 Skips with a reason when /usr/bin/chromium or the playwright package is missing."""
 from __future__ import annotations
@@ -47,7 +48,7 @@ def server(tmp_path_factory, playwright_sync):
         captions.review_caption(ws, cid, "accept", user_id=users["cur"])
         gids.append(gid)
     with streamlit_server(ws.root) as url:
-        yield url, ws, gids
+        yield url, ws, gids, ids
     ws.engine.dispose()
 
 
@@ -91,7 +92,7 @@ def review_page(browser, url: str, user: str):
 
 
 def test_edit_stays_on_group_and_author_cannot_accept(server, pw):
-    url, ws, (first, second, third) = server
+    url, ws, (first, second, third), _ = server
     pg = review_page(pw, url, "rev")
     pg.locator(".st-key-rev_queue").click()
     pg.get_by_role("option", name="accepted").click()
@@ -124,3 +125,22 @@ def test_edit_stays_on_group_and_author_cannot_accept(server, pw):
     other.keyboard.press("a")
     other.get_by_text(f"Accepted the caption of group #{second}.").wait_for()
     assert captions.accepted_caption(ws, second) == EDITED
+
+
+def test_mark_a_flagged_noun_as_shared_then_accept(server, pw):
+    url, ws, _, ids = server
+    gid = groups.create_group(ws, "more reds", [ids["red3"], ids["red4"]], status=GroupStatus.complete).id
+    cid = captions.add_group_caption(ws, gid, "A {Fruit} placed right next to a bicycle on a {Surface}.",
+                                     source="model").id
+    pg = review_page(pw, url, "rev")
+    pg.get_by_text(f"Group #{gid} ·").wait_for()
+    pg.locator('[data-testid="stAlert"]', has_text="bicycle").first.wait_for()
+    pg.locator(".st-key-rev_share_0_bicycle button").first.click()
+    pg.get_by_text("Marked 'bicycle' as shown by every member").wait_for()
+    pg.get_by_text("The anonymity check found nothing.").wait_for()  # the whole page was redrawn
+    pg.wait_for_selector(IDLE)
+    assert captions.shared_nouns(ws, cid) == ("bicycle",)
+    pg.locator("h1").first.click()
+    pg.keyboard.press("a")
+    pg.get_by_text(f"Accepted the caption of group #{gid}.").wait_for()
+    assert captions.accepted_caption(ws, gid).endswith("bicycle on a {Surface}.")
