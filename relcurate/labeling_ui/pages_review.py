@@ -1,5 +1,8 @@
-"""Caption review (review): a group's images, its anonymous caption in an editor with the anonymity
-checker's findings updating as you type, and accept / save edit / reject with a reason. Per-image
+"""Caption review (review): a group's images, its anonymous caption in a multi-line editor with the
+anonymity checker's findings (redrawn when the box is left or Ctrl+Enter is pressed; a flagged
+object noun can be marked "shown by every member"), and accept / save edit / reject with a reason.
+A rejected caption shows its rejection reason above the images; refusals (checker errors, the
+separation of duties) appear next to the buttons. Per-image
 captions are reviewed on the same page from a reproducible random sample.
 
 Everything the reviewer does is a `CaptionReview` event written by curation.groups.captions (which also
