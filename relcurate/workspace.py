@@ -51,10 +51,19 @@ class IngestSettings:
 
 
 @dataclass
+class ReviewSettings:
+    """``[review]`` in relcurate.toml. allow_self_accept: one-person teams may accept captions
+    they wrote or last edited (separation of duties is the default; each such accept is recorded)."""
+
+    allow_self_accept: bool = False
+
+
+@dataclass
 class Workspace:
     root: Path
     db_url_setting: str = DEFAULT_DB_URL
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
     # -- creation / discovery -------------------------------------------------------------
     @classmethod
@@ -68,7 +77,7 @@ class Workspace:
         elif db_url:
             ws = cls.open(root)
             if ws.db_url_setting != db_url:
-                cfg.write_text(_render_config(db_url, ws.ingest))
+                cfg.write_text(_render_config(db_url, ws.ingest, ws.review))
         ws = cls.open(root, db_url=db_url)
         for sub in ("images", "thumbs", "quarantine", "models", "exports", "vectors"):
             (root / sub).mkdir(exist_ok=True)
@@ -87,8 +96,12 @@ class Workspace:
             raise WorkspaceError(f"{cfg}: invalid TOML: {exc}") from exc
         section = data.get("relcurate", {})
         ingest = IngestSettings(**{k: v for k, v in data.get("ingest", {}).items() if k in IngestSettings.__dataclass_fields__})
+        review_data = data.get("review", {})
+        allow = review_data.get("allow_self_accept", False)
+        if not isinstance(allow, bool):
+            raise WorkspaceError(f"{cfg}: [review] allow_self_accept must be true or false, not {allow!r}")
         url = db_url or os.environ.get(DB_URL_ENV) or section.get("db_url", DEFAULT_DB_URL)
-        return cls(root=root, db_url_setting=url, ingest=ingest)
+        return cls(root=root, db_url_setting=url, ingest=ingest, review=ReviewSettings(allow_self_accept=allow))
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -153,8 +166,10 @@ def quarantine_relpath(sha256: str) -> str:
     return f"quarantine/{sha256}.bin"
 
 
-def _render_config(db_url: str, ingest: IngestSettings | None = None) -> str:
+def _render_config(db_url: str, ingest: IngestSettings | None = None,
+                   review: ReviewSettings | None = None) -> str:
     ingest = ingest or IngestSettings()
+    review = review or ReviewSettings()
     lines = [
         "# relcurate workspace configuration",
         "[relcurate]",
@@ -165,6 +180,8 @@ def _render_config(db_url: str, ingest: IngestSettings | None = None) -> str:
     ]
     for name in IngestSettings.__dataclass_fields__:
         lines.append(f"{name} = {getattr(ingest, name)!r}")
+    lines += ["", "[review]", "# true only for one-person teams: lets whoever wrote or edited a caption accept it",
+              f"allow_self_accept = {'true' if review.allow_self_accept else 'false'}"]
     return "\n".join(lines) + "\n"
 
 

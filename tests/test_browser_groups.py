@@ -1,6 +1,7 @@
 """One real-browser flow (Debian Chromium driven by Playwright, Streamlit server on loopback):
-a curator builds a group of three, writes a caption with a leaking word, sees the checker's
-warning while typing, fixes it and accepts it with the keyboard shortcut.
+a curator builds a group of three, writes a caption with a leaking word (multi-line editor), sees
+the checker's warning when leaving the box, fixes it, and the keyboard shortcut to accept is
+refused (separation of duties: they wrote it), so they save it for another reviewer.
 
 Skips with a reason when /usr/bin/chromium or the playwright package is missing (never run
 `playwright install`: it downloads). Set RELCURATE_SCREENSHOTS=DIR to keep screenshots.
@@ -106,23 +107,29 @@ def test_build_group_fix_leaking_caption_accept(server, browser_page):
     pg.locator(".st-key-rev_queue").click()
     pg.get_by_role("option", name="uncaptioned").click()
     idle(pg)
-    box = pg.locator(f".st-key-rev_text_new_{gid} input")
+    box = pg.locator(f".st-key-rev_text_new_{gid} textarea")
     box.click()
     box.press_sequentially(LEAKY, delay=5)  # letters a/e/x/n/p must not fire the page's shortcuts
+    pg.locator("h1").first.click()  # leaving the box submits it; the checker runs
     warning = pg.locator('[data-testid="stAlert"]', has_text="teapot")
-    warning.wait_for()  # live: appears after a pause in typing, no Enter needed
+    warning.wait_for()
     assert "alt_text_leak" in warning.inner_text()
     shot(pg, "2-leak-warning")
+    box.click()
     box.press("Control+a")
     box.press_sequentially(CLEAN, delay=5)
+    pg.locator("h1").first.click()
     pg.get_by_text("The anonymity check found nothing.").wait_for()
     idle(pg)
     assert captions.current_caption(ws, gid) is None  # typing alone wrote nothing
-    pg.locator("h1").first.click()  # leave the text box, then use the keyboard shortcut
-    pg.keyboard.press("a")
-    pg.get_by_text(f"Accepted the caption of group #{gid}").wait_for()
+    pg.keyboard.press("a")  # the author may not accept their own caption
+    pg.get_by_text("another reviewer must accept it").wait_for()
     idle(pg)
-    shot(pg, "3-accepted")
-    assert captions.accepted_caption(ws, gid) == CLEAN
+    assert captions.current_caption(ws, gid) is None and captions.accepted_caption(ws, gid) is None
+    pg.keyboard.press("e")
+    pg.get_by_text(f"Saved the caption of group #{gid}").wait_for()
+    idle(pg)
+    shot(pg, "3-saved")
     c = captions.current_caption(ws, gid)
-    assert [e.action for e in captions.history(ws, c.id)] == ["propose", "accept"]
+    assert (c.text, c.status) == (CLEAN, "proposed")
+    assert [e.action for e in captions.history(ws, c.id)] == ["propose"]

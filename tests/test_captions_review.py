@@ -44,7 +44,8 @@ def test_review_history_is_append_only_and_idempotent(reds):
     assert out.events == ["edit"] and out.caption.status == "proposed"
     assert captions.review_caption(ws, cid, "edit", user_id=uid, text=f"  {CLEAN} ").events == []
     before = [(e.id, e.action, e.text) for e in captions.history(ws, cid)]
-    assert captions.review_caption(ws, cid, "accept", user_id=uid).events == ["accept"]
+    # uid edited it: one-person-team setting (separation of duties is tested in test_caption_duties.py)
+    assert captions.review_caption(ws, cid, "accept", user_id=uid, allow_self_accept=True).events == ["accept"]
     assert captions.review_caption(ws, cid, "accept", user_id=uid).events == []  # double click
     assert group_status(ws, gid) == GroupStatus.verified
     assert captions.accepted_caption(ws, gid) == CLEAN
@@ -64,7 +65,7 @@ def test_review_history_is_append_only_and_idempotent(reds):
 def test_accept_with_edited_text_and_overruling_the_checker(reds):
     ws, gid, uid = reds
     cid = captions.add_group_caption(ws, gid, LEAKY, source="model").id
-    out = captions.review_caption(ws, cid, "accept", user_id=uid, text=CLEAN)
+    out = captions.review_caption(ws, cid, "accept", user_id=uid, text=CLEAN, allow_self_accept=True)
     assert out.events == ["edit", "accept"] and out.caption.text == CLEAN
     second = captions.add_group_caption(ws, gid, LEAKY, source="human").id
     forced = captions.review_caption(ws, second, "accept", user_id=uid, allow_errors=True)

@@ -264,6 +264,9 @@ def test_caption_review_in_label_studio_goes_through_the_anonymity_checker(ls_se
 
     root = ls_server.new_root()
     ws = Workspace.init(root / "ws")
+    # One Label Studio user edits and accepts: a self-accept, which a one-person team allows
+    # ([review] allow_self_accept); without it the pull reports the refusal and writes nothing.
+    ws.review.allow_self_accept = True
     save_config(ws, LSConfig(ls_server.url, ls_server.token, document_root=str(ls_server.document_root)))
     ids = populate(ws, root / "src")
     with session_scope(ws.engine) as s:

@@ -69,7 +69,9 @@ def test_build_a_group_from_one_image(env, monkeypatch):
         at.button(key=f"grp_add_browse_{ids[key]}").click().run()
     assert members(ws, gid) == [ids["red0"], ids["red1"], ids["red2"]]
     at.button(key=f"grp_right_{ids['red0']}").click().run()
-    at.button(key=f"grp_remove_{ids['red2']}").click().run()
+    at.button(key=f"grp_remove_{ids['red2']}").click().run()  # asks first
+    assert members(ws, gid) == [ids["red1"], ids["red0"], ids["red2"]]
+    at.button(key=f"grp_remove_yes_{ids['red2']}").click().run()
     assert members(ws, gid) == [ids["red1"], ids["red0"]]
     at.text_input(key=f"grp_name_{gid}").input("reds on tables")
     at.text_area(key=f"grp_note_{gid}").input("same {Fruit}, different {Object}")

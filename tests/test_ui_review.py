@@ -57,7 +57,7 @@ def open_review(env, monkeypatch, name: str = "rev"):
 
 
 def editor_key(at) -> str:
-    return next(t.key for t in at.text_input if t.key.startswith("rev_text_"))
+    return next(t.key for t in at.text_area if t.key.startswith("rev_text_"))
 
 
 @pytest.mark.parametrize("name, sees", [("rev", True), ("cur", True), ("ann", False)])
@@ -77,14 +77,18 @@ def test_fix_a_leaking_caption_and_accept(env, monkeypatch):
     at.button(key="rev_accept").click().run()  # refused: the checker found an error
     assert any("anonymity check found errors" in as_displayed(e.value) for e in at.error)
     key = editor_key(at)
-    at.text_input(key=key).input(CLEAN).run()  # what typing does (live input)
+    at.text_area(key=key).input(CLEAN).run()  # what typing does
     assert not at.error and "The anonymity check found nothing." in shown_text(at)
+    at.button(key="rev_accept").click().run()  # separation of duties: rev's edit needs another reviewer
+    assert "another reviewer must accept it" in shown_text(at) and captions.accepted_caption(ws, gid) is None
+    at.button(key="rev_edit").click().run()  # saved; another reviewer accepts it
+    at = open_review(env, monkeypatch, "cur")
     at.button(key="rev_accept").click().run()
     assert not at.exception and "Accepted the caption" in shown_text(at)
     assert captions.accepted_caption(ws, gid) == CLEAN
     cid = captions.current_caption(ws, gid).id
     events = captions.history(ws, cid)
-    assert [(e.action, e.username) for e in events] == [("propose", None), ("edit", "rev"), ("accept", "rev")]
+    assert [(e.action, e.username) for e in events] == [("propose", None), ("edit", "rev"), ("accept", "cur")]
     assert "Nothing in this queue." in shown_text(at)  # the "to review" queue is done
     at.selectbox(key=page.K_QUEUE).set_value("accepted").run()
     assert f"Group #{gid}" in shown_text(at)
@@ -116,7 +120,7 @@ def test_write_a_caption_when_no_captioner_is_configured(env, monkeypatch):
     at.selectbox(key=page.K_QUEUE).set_value("uncaptioned").run()
     assert "No captioner model is configured" in shown_text(at)
     assert not [b for b in at.button if b.key == "rev_propose"]
-    at.text_input(key=f"rev_text_new_{gid}").input("A {Animal} sitting on a {Object} near the {Place}.").run()
+    at.text_area(key=f"rev_text_new_{gid}").input("A {Animal} sitting on a {Object} near the {Place}.").run()
     at.button(key="rev_edit").click().run()  # save as a proposal, not accepted yet
     c = captions.current_caption(ws, gid)
     assert (c.source, c.status) == ("human", "proposed")
@@ -133,7 +137,7 @@ def test_caption_text_is_escaped(env, monkeypatch):
     assert "<script>" not in raw and "&lt;script&gt;" in raw
     # Shown as those characters (the checker highlights the tags as markup, so they are split).
     assert re.search(r"<script>.*alert\(1\).*</script>", shown_text(at))
-    assert at.text_input(key=editor_key(at)).value == SCRIPT  # the editor holds the raw text
+    assert at.text_area(key=editor_key(at)).value == SCRIPT  # the editor holds the raw text
 
 
 def test_per_image_caption_sample(env, monkeypatch):
@@ -171,4 +175,4 @@ def test_propose_with_the_registered_captioner(env, monkeypatch):
     c = captions.current_caption(ws, gid)
     assert (c.source, c.status, c.model_version_id) == ("model", "proposed", 1)
     at.selectbox(key=page.K_QUEUE).set_value("to review").run()  # it left "uncaptioned"
-    assert at.text_input(key=editor_key(at)).value == c.text  # the editor holds the proposal
+    assert at.text_area(key=editor_key(at)).value == c.text  # the editor holds the proposal

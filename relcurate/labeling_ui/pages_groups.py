@@ -19,6 +19,7 @@ from relcurate.curation.catalog.image_bytes import IMAGE_STATUSES, thumbnail_byt
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.images import show_image
+from relcurate.labeling_ui.navigation import switch_to
 from relcurate.labeling_ui.registry import PageContext
 from relcurate.labeling_ui.widgets import clear_flash, image_tile, label_of, set_flash, show_flash
 
@@ -35,6 +36,8 @@ MANUAL_TARGETS = {  # status buttons the curator gets (captioned/verified follow
 # Session-state keys of this page.
 K_GROUP, K_LIST_STATUS, K_FLASH = "grp_selected", "grp_list_status", "grp_flash"
 K_MODE, K_PAGE, K_LIKE, K_SPACE, K_K = "grp_mode", "grp_page", "grp_like", "grp_space", "grp_k"
+K_CONFIRM = "grp_confirm_remove"  # (group id, image id) awaiting "Yes, remove"
+K_TO_REVIEW = "rev_goto_group"  # the review page opens this group (pages_review.K_GOTO_GROUP)
 K_TEXT, K_STATUS, K_KIND, K_LABEL, K_MEMBERSHIP = "grp_f_text", "grp_f_status", "grp_f_kind", "grp_f_label", "grp_f_member"
 
 
@@ -54,6 +57,18 @@ def _act(ctx: PageContext, fn: Callable, *args, done: str | None = None, select:
         set_flash(K_FLASH, done)
     else:
         clear_flash(K_FLASH)
+
+
+def _ask_remove(group_id: int | None, image_id: int | None) -> None:
+    """First click on a member's delete icon: ask (bound to that group and image) before removing."""
+    st.session_state[K_CONFIRM] = None if group_id is None else (group_id, image_id)
+
+
+def _remove_confirmed(ctx: PageContext, group_id: int, image_id: int) -> None:
+    if st.session_state.pop(K_CONFIRM, None) != (group_id, image_id):
+        set_flash(K_FLASH, "That removal was not the one asked for: nothing was removed.", "error")
+        return
+    _act(ctx, gr.remove_members, group_id, [image_id], done=f"Removed #{image_id} from group #{group_id}.")
 
 
 def _start(ctx: PageContext, image_id: int) -> None:
@@ -134,10 +149,15 @@ def _member_tile(ctx: PageContext, g: gr.GroupSummary, card: ImageCard, pos: int
                       type="tertiary", disabled=not editable or pos == n - 1,
                       on_click=_act, args=(ctx, gr.move_member, g.id, card.id, pos + 1))
             st.button("", key=f"grp_remove_{card.id}", icon=":material/delete:", help="Remove from the group",
-                      type="tertiary", disabled=not editable,
-                      on_click=_act, args=(ctx, gr.remove_members, g.id, [card.id]))
+                      type="tertiary", disabled=not editable, on_click=_ask_remove, args=(g.id, card.id))
             st.button("", key=f"grp_similar_{card.id}", icon=":material/image_search:", type="tertiary",
                       help="Images like this one", on_click=_like, args=(card.id,))
+        if editable and st.session_state.get(K_CONFIRM) == (g.id, card.id):
+            st.warning(f"Remove #{card.id} from the group?")
+            with st.container(horizontal=True, gap="small"):
+                st.button("Yes, remove", key=f"grp_remove_yes_{card.id}", type="primary",
+                          on_click=_remove_confirmed, args=(ctx, g.id, card.id))
+                st.button("Cancel", key=f"grp_remove_no_{card.id}", on_click=_ask_remove, args=(None, None))
 
 
 def _like(image_id: int) -> None:
@@ -361,6 +381,10 @@ def render(ctx: PageContext) -> None:
     st.title("Seed groups")
     show_flash(K_FLASH)
     gid = _picker(ctx)
+    if gid is not None and st.button("Review its caption", key="grp_to_review", icon=":material/rate_review:",
+                                     type="tertiary", disabled=not ctx.can("review")):
+        st.session_state[K_TO_REVIEW] = gid
+        switch_to("review")
     members, can_add = _group_panel(ctx, gid) if gid is not None else ([], False)
     _candidates(ctx, gid, members, can_add)
     with st.expander("Compare two curators' groupings"):

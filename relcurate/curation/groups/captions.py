@@ -9,6 +9,12 @@ accepted: accepting another rejects the old one with reason "superseded by capti
 
 Accepting runs the anonymity checker against the members' alt-texts and refuses a caption with
 errors unless ``allow_errors=True`` (a reviewer may overrule a false alarm; the event says so).
+Object nouns a curator marked as shown by every member (``share_noun`` / ``unshare_noun`` events,
+text = the noun, user = who marked it) are passed to the checker as ``shared_nouns``.
+
+Separation of duties: whoever wrote (proposed) or last edited a caption cannot accept it, admins
+included, unless the workspace allows it (``[review] allow_self_accept = true``, one-person teams);
+such an accept is recorded with reason "self-accept". Model and script actions (no user) are exempt.
 Group status follows its captions (see ``membership._sync_status_with_captions``). Public functions
 take a `Workspace` or `Engine` and own their transaction; the `Session`-taking ``_helpers`` are
 for this package's modules that compose them (splitting).
@@ -55,6 +61,14 @@ class CaptionError(ValueError):
     """A review or proposal was refused; the message is meant for the reviewer."""
 
 
+class SelfAcceptError(CaptionError):
+    """The reviewer wrote or last edited this caption (separation of duties)."""
+
+
+SELF_ACCEPT = "self-accept"
+NOUN_ACTIONS = ("share_noun", "unshare_noun")
+
+
 @dataclass(frozen=True)
 class CaptionView:
     id: int
@@ -98,9 +112,17 @@ class ReviewItem:
     members: list[ImageCard]
     alt_texts: list[str]
     history: list[ReviewEvent]
+    shared_nouns: tuple[str, ...] = ()
 
     def check(self, text: str) -> CaptionCheck:
-        return check_caption(text, alt_texts=self.alt_texts)
+        return check_caption(text, alt_texts=self.alt_texts, shared_nouns=self.shared_nouns)
+
+    @property
+    def last_rejection(self) -> ReviewEvent | None:
+        """The newest reject event when the caption is rejected now (its reason is shown up front)."""
+        if self.caption is None or self.caption.status != CaptionStatus.rejected:
+            return None
+        return next((e for e in reversed(self.history) if e.action == "reject"), None)
 
 
 def _view(c: Caption) -> CaptionView:
@@ -191,9 +213,50 @@ def _subject_images(session: Session, cap: Caption) -> list[int]:
     return [cap.image_id] if cap.image_id is not None else []
 
 
+def _shared_nouns(session: Session, caption_id: int) -> tuple[str, ...]:
+    """Nouns currently marked as shown by every member (replaying share/unshare events in order)."""
+    marked: dict[str, None] = {}
+    for act, noun in session.exec(select(CaptionReview.action, CaptionReview.text)
+                                  .where(CaptionReview.caption_id == caption_id,
+                                         CaptionReview.action.in_(NOUN_ACTIONS)).order_by(CaptionReview.id)):
+        if act == "share_noun":
+            marked[noun] = None
+        else:
+            marked.pop(noun, None)
+    return tuple(marked)
+
+
+def _authors(session: Session, caption_id: int) -> tuple[int | None, int | None]:
+    """(who proposed the caption, who last edited it); None for a model, an import or no edit."""
+    rows = list(session.exec(select(CaptionReview.action, CaptionReview.user_id)
+                             .where(CaptionReview.caption_id == caption_id,
+                                    CaptionReview.action.in_(("propose", "edit"))).order_by(CaptionReview.id)))
+    writer = next((u for a, u in rows if a == "propose"), None)
+    editor = next((u for a, u in reversed(rows) if a == "edit"), None)
+    return writer, editor
+
+
+def _mark_shared_noun(session: Session, caption_id: int, noun: str, *, user_id: int | None,
+                      shared: bool = True) -> bool:
+    """Mark (or unmark) `noun` as shown by every member of the caption's group; False when it
+    already was (idempotent: a double click records one event)."""
+    noun = (noun or "").strip().lower()
+    if not noun or len(noun) > 64 or not all(ch.isalpha() or ch in " -'" for ch in noun):
+        raise CaptionError(f"not a noun: {noun[:64]!r}")
+    cap = session.exec(select(Caption).where(Caption.id == caption_id).with_for_update()).first()
+    if cap is None:
+        raise CaptionError(f"no caption #{caption_id}")
+    if (noun in _shared_nouns(session, caption_id)) == shared:
+        return False
+    session.add(CaptionReview(caption_id=caption_id, user_id=user_id,
+                              action="share_noun" if shared else "unshare_noun", text=noun))
+    session.flush()
+    return True
+
+
 def _review_caption(session: Session, caption_id: int, action: str, *, user_id: int | None,
                    text: str | None = None, reason: str | None = None,
-                   allow_errors: bool = False) -> ReviewOutcome:
+                   allow_errors: bool = False, allow_self_accept: bool = False) -> ReviewOutcome:
     """Apply one reviewer action: ``accept`` (optionally with edited `text`), ``edit`` (`text`
     required) or ``reject`` (`reason` required). Locks the caption row for the transaction."""
     if action not in ("accept", "edit", "reject"):
@@ -218,8 +281,17 @@ def _review_caption(session: Session, caption_id: int, action: str, *, user_id: 
         new_text = _clean(text) if text is not None else cap.text
         if action == "edit" and text is None:
             raise CaptionError("an edit needs the new text")
+        self_accept = False
         if action == "accept":
-            found = check_caption(new_text, alt_texts=_alt_texts_of_images(session, _subject_images(session, cap)))
+            writer, editor = _authors(session, cap.id)
+            if new_text != cap.text:
+                editor = user_id  # accepting with new text makes the reviewer its last editor
+            self_accept = user_id is not None and user_id in (writer, editor)
+            if self_accept and not allow_self_accept and (cap.status != CaptionStatus.accepted or new_text != cap.text):
+                raise SelfAcceptError(f"you {'wrote' if user_id == writer else 'last edited'} caption #{cap.id}: "
+                                      "another reviewer must accept it (separation of duties)")
+            found = check_caption(new_text, alt_texts=_alt_texts_of_images(session, _subject_images(session, cap)),
+                                  shared_nouns=_shared_nouns(session, cap.id))
             if not found.ok and not allow_errors:
                 codes = ", ".join(sorted({f.code for f in found.errors}))
                 raise CaptionError(f"the anonymity check found errors ({codes}); fix them or accept anyway")
@@ -233,7 +305,8 @@ def _review_caption(session: Session, caption_id: int, action: str, *, user_id: 
             record("edit", text=new_text, reason="reopened")
         if action == "accept" and (cap.status != CaptionStatus.accepted or events):
             cap.status = CaptionStatus.accepted
-            record("accept", text=new_text, reason="accepted despite checker errors" if allow_errors else None)
+            why = [w for w, on in ((SELF_ACCEPT, self_accept), ("accepted despite checker errors", allow_errors)) if on]
+            record("accept", text=new_text, reason="; ".join(why) or None)
             _supersede_others(session, cap, user_id)
     session.add(cap)
     session.flush()
@@ -255,13 +328,17 @@ def _supersede_others(session: Session, cap: Caption, user_id: int | None) -> No
 
 
 def _write_and_review(session: Session, group_id: int, text: str, action: str, *, user_id: int | None,
-                     allow_errors: bool = False) -> ReviewOutcome:
+                     allow_errors: bool = False, allow_self_accept: bool = False) -> ReviewOutcome:
     """A reviewer writes a caption for a group that has none: proposed by them, then `action`
-    ("accept", or "edit" to only save it)."""
+    ("accept", or "edit" to only save it). Accepting one's own caption needs `allow_self_accept`."""
+    if action == "accept" and user_id is not None and not allow_self_accept:
+        raise SelfAcceptError("you are writing this caption: save it; another reviewer must accept it "
+                              "(separation of duties)")
     cap = _add_group_caption(session, group_id, text, source="human", user_id=user_id)
     if action == "edit":
         return ReviewOutcome(_view(cap), ["propose"])
-    out = _review_caption(session, cap.id, action, user_id=user_id, allow_errors=allow_errors)
+    out = _review_caption(session, cap.id, action, user_id=user_id, allow_errors=allow_errors,
+                          allow_self_accept=allow_self_accept)
     return ReviewOutcome(out.caption, ["propose", *out.events])
 
 
@@ -300,7 +377,7 @@ def _current_caption(session: Session, group_id: int) -> Caption | None:
 
 
 def _group_queue(session: Session, queue: str = "to review") -> list[int]:
-    """Group ids (ascending) for a review queue (see QUEUES)."""
+    """Group ids for a review queue (see QUEUES): ascending, except "uncaptioned" (rejected first)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; one of {QUEUES}")
     statuses: dict[int, set[str]] = {}
@@ -311,8 +388,9 @@ def _group_queue(session: Session, queue: str = "to review") -> list[int]:
     if queue == "to review":
         return [g for g in live if CaptionStatus.proposed in statuses.get(g, set())
                 and CaptionStatus.accepted not in statuses.get(g, set())]
-    if queue == "uncaptioned":
-        return [g for g in live if not statuses.get(g, set()) - {CaptionStatus.rejected}]
+    if queue == "uncaptioned":  # groups whose captions were rejected first: a reviewer is waiting on them
+        todo = [g for g in live if not statuses.get(g, set()) - {CaptionStatus.rejected}]
+        return sorted(todo, key=lambda g: (not statuses.get(g), g))
     if queue == "accepted":
         return [g for g in live if CaptionStatus.accepted in statuses.get(g, set())]
     if queue == "rejected":
@@ -326,7 +404,8 @@ def group_review_item(ws: Workspace, group_id: int) -> ReviewItem:
         ids = groups_mod._member_ids(s, group_id)
         cap = _current_caption(s, group_id)
         return ReviewItem(summary, _view(cap) if cap else None, _image_cards(s, ws, ids),
-                          _alt_texts_of_images(s, ids), _history(s, cap.id) if cap else [])
+                          _alt_texts_of_images(s, ids), _history(s, cap.id) if cap else [],
+                          _shared_nouns(s, cap.id) if cap else ())
 
 
 def _sample_image_captions(session: Session, n: int, *, seed: int = 0,
@@ -347,7 +426,7 @@ def image_review_item(ws: Workspace, caption_id: int) -> ReviewItem:
         if cap is None or cap.image_id is None:
             raise CaptionError(f"no per-image caption #{caption_id}")
         return ReviewItem(None, _view(cap), _image_cards(s, ws, [cap.image_id]),
-                          _alt_texts_of_images(s, [cap.image_id]), _history(s, cap.id))
+                          _alt_texts_of_images(s, [cap.image_id]), _history(s, cap.id), _shared_nouns(s, cap.id))
 
 
 # --- the configured captioner ------------------------------------------------------------------
@@ -394,17 +473,38 @@ def add_image_caption(store: Store, image_id: int, text: str, *, source: str,
         return _add_image_caption(s, image_id, text, source=source, model_version_id=model_version_id)
 
 
+def self_accept_allowed(store: Store) -> bool:
+    """The workspace's ``[review] allow_self_accept`` (False for a bare Engine: no config)."""
+    return bool(getattr(getattr(store, "review", None), "allow_self_accept", False))
+
+
 def review_caption(store: Store, caption_id: int, action: str, *, user_id: int | None, text: str | None = None,
-                   reason: str | None = None, allow_errors: bool = False) -> ReviewOutcome:
+                   reason: str | None = None, allow_errors: bool = False,
+                   allow_self_accept: bool | None = None) -> ReviewOutcome:
+    """`allow_self_accept` None: the workspace setting decides."""
+    allow = self_accept_allowed(store) if allow_self_accept is None else allow_self_accept
     with writing(store) as s:
         return _review_caption(s, caption_id, action, user_id=user_id, text=text, reason=reason,
-                               allow_errors=allow_errors)
+                               allow_errors=allow_errors, allow_self_accept=allow)
 
 
 def write_and_review(store: Store, group_id: int, text: str, action: str, *, user_id: int | None,
-                     allow_errors: bool = False) -> ReviewOutcome:
+                     allow_errors: bool = False, allow_self_accept: bool | None = None) -> ReviewOutcome:
+    allow = self_accept_allowed(store) if allow_self_accept is None else allow_self_accept
     with writing(store) as s:
-        return _write_and_review(s, group_id, text, action, user_id=user_id, allow_errors=allow_errors)
+        return _write_and_review(s, group_id, text, action, user_id=user_id, allow_errors=allow_errors,
+                                 allow_self_accept=allow)
+
+
+def mark_shared_noun(store: Store, caption_id: int, noun: str, *, user_id: int | None,
+                     shared: bool = True) -> bool:
+    with writing(store) as s:
+        return _mark_shared_noun(s, caption_id, noun, user_id=user_id, shared=shared)
+
+
+def shared_nouns(store: Store, caption_id: int) -> tuple[str, ...]:
+    with reading(store) as s:
+        return _shared_nouns(s, caption_id)
 
 
 def history(store: Store, caption_id: int) -> list[ReviewEvent]:
@@ -436,6 +536,18 @@ def sample_image_captions(store: Store, n: int, *, seed: int = 0,
                           status: str | None = CaptionStatus.proposed) -> list[int]:
     with reading(store) as s:
         return _sample_image_captions(s, n, seed=seed, status=status)
+
+
+def find_review_group(store: Store, query: str) -> int | None:
+    """A reviewable group by id ("12" or "#12") or the first whose name or note contains `query`."""
+    q = (query or "").strip().lstrip("#").strip()
+    if not q:
+        return None
+    with reading(store) as s:
+        live = set(_group_queue(s, "all"))
+        if q.isdigit():
+            return int(q) if int(q) in live else None
+        return next((g.id for g in groups_mod._list_groups(s, text=q[:200]) if g.id in live), None)
 
 
 def latest_captioner(store: Store) -> CaptionerSpec | None:
