@@ -59,8 +59,8 @@ def test_signal_to_serve_stops_everything_it_started(ws, tmp_path, sig, base_pat
         assert wait_gone(proc.pid, timeout_s=1) == [], f"still alive after {time.monotonic() - t0:.1f} s"
         assert port_is_free(port)
         text = log.read_text()
-        assert f"{signal.Signals(sig).name} received: stopped web app" in text
-        assert "no `relcurate worker` command" in text  # --worker is the default, a no-op for now
+        # --worker is the default: the job worker is one of the children, and it stops too.
+        assert f"{signal.Signals(sig).name} received: stopped web app, worker" in text
     finally:
         proc.kill()
         kill_session(proc.pid)
@@ -160,7 +160,7 @@ def test_first_child_to_exit_ends_the_tree_with_its_status():
 
 
 def test_worker_child_is_one_spec_away():
-    """`serve` adds the worker as soon as a `worker` command is registered (another branch)."""
+    """`serve` adds the worker as its second child; its spec keeps the database URL off the command line."""
     from relcurate.cli.main import _has_command
     from relcurate.labeling_ui.server import ServeSettings, worker_child
 
