@@ -5,11 +5,16 @@ Shared by tests/test_relsim_relations.py, tests/test_eval_mining.py and bench/re
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import io
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlmodel import select
 
 from relcurate.curation.demo import synthetic
@@ -20,6 +25,9 @@ from relcurate.training.relsim_trainer import recall_at
 from relcurate.workspace import Workspace
 
 TEMPLATES = sorted(synthetic.TEMPLATES)
+# A tiny model built from config has a random vision tower: LoRA must reach it (vision qkv and the
+# MLPs, whose names the language model shares) for relations to be learnable at all.
+VISION_AND_TEXT_TARGETS = ("q_proj", "v_proj", "qkv", "gate_proj", "up_proj", "down_proj")
 
 
 def _png(image) -> bytes:
@@ -79,3 +87,61 @@ def relation_recalls(emb: np.ndarray, data: EvalSet) -> dict[str, float]:
     chance_c = np.mean([(data.colors.count(c) - 1) / (n - 1) for c in data.colors])
     return {"template_r@1": float(tpl), "color_r@1": float(col), "template_chance": float(chance_t),
             "color_chance": float(chance_c)}
+
+
+@dataclass
+class RelationRun:
+    """What a relations-in-miniature run takes (the bench prints it; the test uses a smaller one)."""
+    groups_per_template: int = 4
+    members: int = 3
+    image_size: int = 56
+    text_hidden: int = 64
+    num_layers: int = 2
+    steps: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    eval_per_template: int = 4
+    seed: int = 7
+    lora_targets: tuple[str, ...] = VISION_AND_TEXT_TARGETS
+
+
+def train_relation_relsim(root: Path, run: RelationRun):
+    """Build the tiny base and the relation workspace under `root`, train relsim there (the real
+    trainer; a second call reuses the registered run). Returns (workspace, TrainResult)."""
+    from relcurate.models.tiny import build_tiny_qwen
+    from relcurate.training.loop import LoopSettings
+    from relcurate.training.relsim_trainer import RelsimSettings, train_relsim
+
+    root = Path(root)
+    base = root / f"base-h{run.text_hidden}-l{run.num_layers}"
+    if not (base / "config.json").exists():
+        build_tiny_qwen(base, vocab="bpe", text_hidden=run.text_hidden, num_layers=run.num_layers)
+    fresh = not (root / "ws").exists()
+    ws = Workspace.init(root / "ws") if fresh else Workspace.open(root / "ws")
+    if fresh:
+        build_relation_workspace(ws, groups_per_template=run.groups_per_template, members=run.members,
+                                 size=max(run.image_size, 56))
+    settings = RelsimSettings(image_size=run.image_size, lora_targets=run.lora_targets, heldout_fraction=0.1,
+                              loop=LoopSettings(epochs=10_000, max_steps=run.steps, batch_size=run.batch_size,
+                                                lr=run.lr, checkpoint_every=10**6, log_every=10, progress=False,
+                                                seed=run.seed))
+    return ws, train_relsim(ws, name="relations", base=str(base), settings=settings)
+
+
+# What the suite trains once per pytest process (bench/relsim_relations.py runs the full claim).
+TEST_RUN = RelationRun(groups_per_template=4, image_size=56, steps=120, batch_size=32, lr=3e-3)
+_ROOT = Path(tempfile.mkdtemp(prefix="relcurate-relations-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+
+@functools.cache
+def trained_relations() -> tuple[Path, object]:
+    """(workspace root, registered relsim ModelVersion) of TEST_RUN, trained once per process."""
+    ws, res = train_relation_relsim(_ROOT, TEST_RUN)
+    ws.engine.dispose()
+    return _ROOT / "ws", res.model_version
+
+
+@pytest.fixture(scope="session")
+def relations_relsim() -> tuple[Path, object]:
+    return trained_relations()
