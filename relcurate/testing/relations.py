@@ -129,7 +129,7 @@ def train_relation_relsim(root: Path, run: RelationRun):
 
 
 # What the suite trains once per pytest process (bench/relsim_relations.py runs the full claim).
-TEST_RUN = RelationRun(groups_per_template=4, image_size=56, steps=120, batch_size=32, lr=3e-3)
+TEST_RUN = RelationRun(groups_per_template=3, image_size=56, steps=50, batch_size=16, lr=3e-3)
 _ROOT = Path(tempfile.mkdtemp(prefix="relcurate-relations-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
