@@ -19,15 +19,13 @@ from sqlmodel import select
 
 from relcurate.curation.demo import synthetic
 from relcurate.db.engine import session_scope
+from relcurate.models.relsim_embedder import VISION_AND_TEXT_TARGETS
 from relcurate.db.models import Caption, CaptionStatus, GroupMember, SeedGroup
 from relcurate.testing.training import _store
 from relcurate.training.relsim_trainer import recall_at
 from relcurate.workspace import Workspace
 
 TEMPLATES = sorted(synthetic.TEMPLATES)
-# A tiny model built from config has a random vision tower: LoRA must reach it (vision qkv and the
-# MLPs, whose names the language model shares) for relations to be learnable at all.
-VISION_AND_TEXT_TARGETS = ("q_proj", "v_proj", "qkv", "gate_proj", "up_proj", "down_proj")
 
 
 def _png(image) -> bytes:

@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from relcurate.db.engine import read_scope
 from relcurate.db.models import GroupMember, Image, ImageStatus, ModelVersion, SeedGroup
+from relcurate.models.relsim_embedder import VISION_AND_TEXT_TARGETS
 from relcurate.training.loop import LoopSettings
 from relcurate.training.relsim_trainer import RelsimSettings, train_relsim
 from relcurate.training.snapshot import Item, TooLittleData, TrainingSnapshot
@@ -34,9 +35,10 @@ class DemoRelsimSize:
     text_hidden: int = 64
     num_layers: int = 2
     image_size: int = 56
-    steps: int = 60
+    steps: int = 80
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
+    lora_targets: tuple[str, ...] = VISION_AND_TEXT_TARGETS
 
 
 @dataclass
@@ -97,7 +99,7 @@ def train_demo_relsim(ws: Workspace, size: DemoRelsimSize | None = None, *,
 
     size = size or DemoRelsimSize()
     base = demo_base(ws, size)
-    settings = RelsimSettings(image_size=size.image_size, heldout_fraction=0.5,
+    settings = RelsimSettings(image_size=size.image_size, heldout_fraction=0.5, lora_targets=size.lora_targets,
                               loop=LoopSettings(epochs=10_000, max_steps=size.steps, batch_size=size.batch_size,
                                                 lr=size.lr, checkpoint_every=20, log_every=10, progress=False,
                                                 seed=7))
