@@ -65,7 +65,6 @@ def test_relationally_close_visually_far_is_same_template_different_colour(ws):
 def test_skip_grouped_and_start_a_group_from_a_pair(ws):
     from relcurate.accounts import create_user
     from relcurate.curation.groups.membership import member_ids
-    from relcurate.db.engine import read_scope
 
     run_id = mining.run_mining(ws, relational="oracle", attribute="attribute", top=50, skip_grouped=True)
     pairs = read_result(ws, get_run(ws, run_id))["pairs"]
@@ -75,8 +74,7 @@ def test_skip_grouped_and_start_a_group_from_a_pair(ws):
     a, b = pairs[0]["a"], pairs[0]["b"]
     gid = mining.start_group_from_images(ws, [a, b], user_id=user.id)
     assert mining.start_group_from_images(ws, [a, b], user_id=user.id) == gid  # a double click: one group
-    with read_scope(ws.engine) as s:
-        assert member_ids(s, gid) == [a, b]
+    assert member_ids(ws, gid) == [a, b]
 
 
 def test_similarity_space_regions_and_figures(ws, tmp_path):
