@@ -9,6 +9,19 @@ relsim trainer on a tiny Qwen2.5-VL built from config. Evaluation: fresh images 
 for relsim and `models.baselines.AttributeEmbedder`, over `--seeds` training seeds (median, spread).
 Writes a table to stdout and a PNG bar chart (altair + vl-convert) to --out.
 
+Measured 2026-12-02 on the shared 2-core CPU (load 2-6), one training seed, 64 fresh eval images
+(16 templates x 4; chance: template 0.048, colour 0.082); attribute baseline: template 0.250,
+colour 0.344. relsim (tiny Qwen2.5-VL hidden 64 x 2 layers, 56 px, batch 32, lr 3e-3):
+  4 groups/template, 60 steps, lr 1e-3, LoRA q/v only:      template 0.266, colour 0.203 (1.06x)
+  4 groups/template, 80 steps, 112 px, LoRA q/v only:       template 0.219, colour 0.125 (0.88x)
+  4 groups/template, 120 steps, LoRA q/v + vision qkv/MLP:  template 0.391, colour 0.219 (1.56x), 158 s
+  8 groups/template, 240 steps, same:                       template 0.484, colour 0.172 (1.94x), 210 s
+  12 groups/template, 360 steps, same:                      template 0.438, colour 0.172 (1.75x), 401 s
+The attribute baseline wins on colour in every row. The 2x goal on same-template recall@1 was NOT
+reached (best 1.94x, one hit short of 0.500 on 64 queries); what mattered most was letting LoRA
+reach the random vision tower (`RelsimSettings.lora_targets`), then pool size and steps; 112 px
+images only slowed training. Single-seed numbers on 64 queries move by ~0.05 between configs.
+
 Run: PYTHONPATH=$PWD .venv/bin/python bench/relsim_relations.py [--groups 4] [--image-size 56]
      [--hidden 64] [--layers 2] [--steps 120] [--lr 3e-3] [--seeds 1] [--out bench/relsim_relations.png]
 """
