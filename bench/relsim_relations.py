@@ -17,10 +17,13 @@ colour 0.344. relsim (tiny Qwen2.5-VL hidden 64 x 2 layers, 56 px, batch 32, lr 
   4 groups/template, 120 steps, LoRA q/v + vision qkv/MLP:  template 0.391, colour 0.219 (1.56x), 158 s
   8 groups/template, 240 steps, same:                       template 0.484, colour 0.172 (1.94x), 210 s
   12 groups/template, 360 steps, same:                      template 0.438, colour 0.172 (1.75x), 401 s
+  8 groups/template, 400 steps, same:                       template 0.469, colour 0.125 (1.88x), 136 s
+  8 groups/template, 240 steps, hidden 128:                 template 0.438, colour 0.172 (1.75x), 83 s
+(bench/relsim_relations.png is the 12-group row's chart.)
 The attribute baseline wins on colour in every row. The 2x goal on same-template recall@1 was NOT
 reached (best 1.94x, one hit short of 0.500 on 64 queries); what mattered most was letting LoRA
-reach the random vision tower (`RelsimSettings.lora_targets`), then pool size and steps; 112 px
-images only slowed training. Single-seed numbers on 64 queries move by ~0.05 between configs.
+reach the random vision tower (`RelsimSettings.lora_targets`), then pool size and steps (a plateau
+near 0.45-0.48 beyond 8 groups / 240 steps); width 128 and 112 px images did not help. Single-seed numbers on 64 queries move by ~0.05 between configs.
 
 Run: PYTHONPATH=$PWD .venv/bin/python bench/relsim_relations.py [--groups 4] [--image-size 56]
      [--hidden 64] [--layers 2] [--steps 120] [--lr 3e-3] [--seeds 1] [--out bench/relsim_relations.png]
