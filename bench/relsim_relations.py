@@ -25,8 +25,8 @@ reached (best 1.94x, one hit short of 0.500 on 64 queries); what mattered most w
 reach the random vision tower (`RelsimSettings.lora_targets`), then pool size and steps (a plateau
 near 0.45-0.48 beyond 8 groups / 240 steps); width 128 and 112 px images did not help. Single-seed numbers on 64 queries move by ~0.05 between configs.
 
-Run: PYTHONPATH=$PWD .venv/bin/python bench/relsim_relations.py [--groups 4] [--image-size 56]
-     [--hidden 64] [--layers 2] [--steps 120] [--lr 3e-3] [--seeds 1] [--out bench/relsim_relations.png]
+Run: PYTHONPATH=$PWD .venv/bin/python bench/relsim_relations.py [--groups 8] [--image-size 56]
+     [--hidden 64] [--layers 2] [--steps 240] [--lr 3e-3] [--seeds 1] [--out bench/relsim_relations.png]
 """
 from __future__ import annotations
 
