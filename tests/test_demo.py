@@ -33,3 +33,30 @@ def test_build_demo_and_rebuild(tmp_path):
     again = build_demo(tmp_path / "demo", n_images=40)
     assert again.credentials == {}  # passwords are not reset or re-printed
     assert workspace_stats(ws) == stats
+
+
+def test_demo_trains_relsim_and_group_builder_offers_its_space(tmp_path):
+    """A reduced demo: the relsim is trained on the ground-truth captions, registered, the
+    workspace embedded and indexed; group_search lists and searches the space; a rerun reuses it."""
+    import numpy as np
+
+    from relcurate.curation.groups import group_search
+    from relcurate.models.registry import list_model_versions
+    from relcurate.models.workspace_scoring import load_vectors
+    from relcurate.training.demo_relsim import DemoRelsimSize, train_demo_relsim
+
+    build_demo(tmp_path / "demo", n_images=40)
+    ws = Workspace.open(tmp_path / "demo")
+    size = DemoRelsimSize(steps=3, batch_size=8)
+    first = train_demo_relsim(ws, size)
+    mv = first.model_version
+    assert not first.reused and mv.kind == "relsim" and mv.metrics["steps"] == 3
+    ids, vecs = load_vectors(ws, mv)
+    assert len(ids) == 40 + len(TEMPLATES) * 2 * 3 and vecs.shape[1] == 384 and np.isfinite(vecs).all()
+    assert first.space in group_search.available_spaces(ws)
+    group = sorted(ids.tolist())[:2]
+    res = group_search.more_like_group(ws, group, space=first.space, k=5)
+    assert len(res.centroid) == 5 and not {n.image_id for n in res.centroid} & set(group) and not res.not_embedded
+    again = train_demo_relsim(ws, size)
+    assert again.reused and again.model_version.id == mv.id
+    assert len(list_model_versions(ws, kind="relsim")) == 1

@@ -162,6 +162,7 @@ def demo(
     images: Annotated[int, typer.Option(help="How many synthetic images to generate.")] = 300,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port for the web app on 127.0.0.1.")] = 8501,
     serve: Annotated[bool, typer.Option(help="Start the web app after building the workspace.")] = True,
+    relsim: Annotated[bool, typer.Option(help="Train (or reuse) a small relsim on the CPU and offer its space.")] = True,
 ) -> None:
     """Build (or reuse) a demo workspace of synthetic relational images and start the app."""
     from relcurate.curation.demo.build import build_demo
@@ -171,6 +172,14 @@ def demo(
     console.print(f"demo workspace: {escape(str(result.root))}")
     for line in result.messages:
         console.print(escape(line))
+    if relsim:
+        from relcurate.training.demo_relsim import train_demo_relsim
+        from relcurate.workspace import Workspace
+
+        with progress_bar("relsim") as update:
+            trained = train_demo_relsim(Workspace.open(result.root), progress=update)
+        for line in trained.messages:
+            console.print(escape(line))
     if serve:
         _serve(result.root, port=port)
 

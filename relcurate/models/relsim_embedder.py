@@ -44,6 +44,9 @@ QUERY_TOKEN = "<|query|>"
 EMBED_DIM = 384  # all-MiniLM-L6-v2, the caption encoder the image side is aligned to
 DEFAULT_IMAGE_SIZE = 448
 LORA_TARGETS = ("q_proj", "v_proj")
+# A tiny model built from config has a random vision tower: LoRA must reach it too (vision qkv and
+# the MLPs, whose names the language model shares) for relations to be learnable at all.
+VISION_AND_TEXT_TARGETS = ("q_proj", "v_proj", "qkv", "gate_proj", "up_proj", "down_proj")
 
 
 def relsim_preprocess(image: Image.Image, image_size: int | None = DEFAULT_IMAGE_SIZE) -> Image.Image:

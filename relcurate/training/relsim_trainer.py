@@ -20,7 +20,7 @@ from torch import nn
 
 from relcurate.models.qwen_common import DEFAULT_BASE_MODEL
 from relcurate.models.relsim_checkpoint import save_relsim_checkpoint
-from relcurate.models.relsim_embedder import DEFAULT_IMAGE_SIZE, RelsimEmbedder
+from relcurate.models.relsim_embedder import DEFAULT_IMAGE_SIZE, LORA_TARGETS, RelsimEmbedder
 from relcurate.training.common import chunks, load_images
 from relcurate.training.loop import LoopSettings, make_accelerator, run_loop
 from relcurate.training.relsim_loss import INIT_TEMPERATURE, RelsimContrastiveLoss
@@ -36,6 +36,9 @@ class RelsimSettings:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    # The reference adapts q/v of the language model only; a tiny model built from config has a
+    # random vision tower, which must learn too (vision qkv + MLPs) for relations to be learnable.
+    lora_targets: tuple[str, ...] = LORA_TARGETS
     image_size: int = DEFAULT_IMAGE_SIZE
     train_query_token: bool = True
     temperature: float = INIT_TEMPERATURE
@@ -50,6 +53,9 @@ class RelsimSettings:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["loop"] = self.loop.as_dict()
+        d["lora_targets"] = list(self.lora_targets)
+        if self.lora_targets == LORA_TARGETS:
+            del d["lora_targets"]  # the default: run keys of earlier runs stay the same
         return d
 
 
@@ -173,6 +179,7 @@ def train_relsim(ws: Workspace, *, name: str = "relsim-ft", base: str | None = N
     accelerator = make_accelerator(s.loop, run_dir, name)
     torch.manual_seed(s.loop.seed)
     embedder = RelsimEmbedder.new(base, lora_r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
+                                  target_modules=s.lora_targets,
                                   device=accelerator.device, image_size=s.image_size,
                                   gradient_checkpointing=s.loop.gradient_checkpointing,
                                   train_query_token=s.train_query_token, seed=s.loop.seed, name=name)
