@@ -270,6 +270,8 @@ def test_signed_in_pages_have_no_media_urls_and_media_serves_nothing(iws, chromi
             shown = _assert_inline_only(page)
             _shot(page, "images-filter")
             first = st_browser.image_src(page)
+            st_browser.wait_idle(page)
+            page.wait_for_timeout(400)  # past the key handler's minimum dwell (a person looks first)
             page.locator("body").press("n")  # keyboard labelling: the next image, inline too
             st_browser.wait_image_change(page, first)
             shown += _assert_inline_only(page)
