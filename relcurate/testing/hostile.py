@@ -46,12 +46,14 @@ ROUTES = {"/red.png": png_bytes((220, 20, 20)), "/green.png": png_bytes((20, 200
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     drip_interval_s = 0.3
+    drip_requests = 0  # attempts the /drip route has seen (tests bound retries by counting them)
 
     def log_message(self, *a):  # keep test output clean
         pass
 
     def do_GET(self):
         if self.path.startswith("/drip"):  # a byte at a time: never trips a read timeout
+            type(self).drip_requests += 1
             self.send_response(200)
             self.send_header("Content-Length", "100000")
             self.end_headers()
@@ -69,6 +71,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def drip_requests() -> int:
+    """How many requests the /drip route has received (in this process)."""
+    return _Handler.drip_requests
 
 
 @contextmanager
