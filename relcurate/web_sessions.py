@@ -34,14 +34,19 @@ class ResolvedSession:
     expires_at: datetime
 
 
+def env_amount(name: str, default: float) -> float:
+    """A non-negative number from the environment; `default` when unset or not a number."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = default
+    return max(value, 0.0)
+
+
 def max_age_s() -> float:
     """Absolute lifetime of a session (env RELCURATE_SESSION_MAX_DAYS, default 7 days)."""
-    raw = os.environ.get(MAX_AGE_ENV, "").strip()
-    try:
-        days = float(raw) if raw else DEFAULT_MAX_AGE_DAYS
-    except ValueError:
-        days = DEFAULT_MAX_AGE_DAYS
-    return max(days, 0.0) * 86400.0
+    return env_amount(MAX_AGE_ENV, DEFAULT_MAX_AGE_DAYS) * 86400.0
 
 
 def token_hash(token: str) -> str:

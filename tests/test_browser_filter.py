@@ -27,7 +27,7 @@ from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.db.engine import read_scope
 from relcurate.db.models import CurrentLabel, FilterLabel
 from relcurate.workspace import Workspace
-from relcurate.testing.browser import (CHROMIUM, LAUNCH_ARGS, browser_skip_reason, image_src, login, open_page,
+from relcurate.testing.browser import (chromium_browser, browser_skip_reason, image_src, login, open_page,
                               streamlit_server, wait_idle, wait_image_change)
 
 _SKIP = browser_skip_reason()
@@ -38,12 +38,8 @@ PASSWORD = "annotator-password"
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

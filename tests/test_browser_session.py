@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relcurate import accounts, web_sessions
-from relcurate.testing.browser import CHROMIUM, LAUNCH_ARGS, browser_skip_reason, login, streamlit_server, wait_idle
+from relcurate.testing.browser import chromium_browser, browser_skip_reason, login, streamlit_server, wait_idle
 from relcurate.workspace import Workspace
 
 _SKIP = browser_skip_reason()
@@ -16,12 +16,8 @@ PASSWORD = "curator-password-1"
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

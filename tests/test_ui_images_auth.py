@@ -205,12 +205,8 @@ browser = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=st_browser.CHROMIUM, args=st_browser.LAUNCH_ARGS)
-        yield b
-        b.close()
+    with st_browser.chromium_browser() as browser:
+        yield browser
 
 
 def _media_url(data: bytes, mime: str = "image/jpeg") -> str:

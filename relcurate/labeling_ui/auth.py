@@ -6,7 +6,6 @@ role or a disabled account takes effect at the user's next click, not at their n
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -40,12 +39,7 @@ class SessionUser:
 
 def idle_timeout_s() -> float:
     """Idle time after which a session ends (env RELCURATE_SESSION_IDLE_HOURS, default 12 h)."""
-    raw = os.environ.get(IDLE_ENV, "").strip()
-    try:
-        hours = float(raw) if raw else DEFAULT_IDLE_HOURS
-    except ValueError:
-        hours = DEFAULT_IDLE_HOURS
-    return max(hours, 0.0) * 3600.0
+    return web_sessions.env_amount(IDLE_ENV, DEFAULT_IDLE_HOURS) * 3600.0
 
 
 class LoginThrottle:

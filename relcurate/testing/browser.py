@@ -117,3 +117,17 @@ def wait_image_change(page, old_src: str) -> str:
         "&& i.complete && i.naturalWidth > 0; }", arg=[IMAGE_SELECTOR, old_src])
     wait_idle(page)
     return image_src(page)
+
+
+@contextmanager
+def chromium_browser():
+    """Debian's Chromium under this module's own `sync_playwright()` (one per test module: a
+    session-wide Playwright loop breaks any other module that opens its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
