@@ -15,6 +15,7 @@ Handler = Callable[[Any], dict]
 BUILTIN_HANDLERS: dict[str, str] = {
     "fast-head-refresh": "relcurate.jobs.filter_loop:run_fast_head_refresh",
     "filter-lora-retrain": "relcurate.jobs.filter_loop:run_lora_retrain",
+    "export": "relcurate.jobs.export_job:run_export_job",
 }
 
 _registered: dict[str, Handler] = {}
