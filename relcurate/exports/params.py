@@ -19,7 +19,7 @@ from relcurate.db.models import GroupStatus, User
 from relcurate.exports.common import ExportResult, ImageMode
 from relcurate.exports.relsim_jsonl import CAPTION_SOURCES
 from relcurate.exports.snapshot import EXCLUDED_GROUP_STATUSES, URL_LINK_MODES
-from relcurate.exports.splits import RELSIM_SPLITS, SFT_SPLITS, check_weights, parse_splits
+from relcurate.exports.splits import RELSIM_SPLITS, SFT_SPLITS, check_weights, empty_split_warnings, parse_splits
 from relcurate.safe_names import hash_problem, is_within
 from relcurate.workspace import Workspace
 
@@ -182,8 +182,6 @@ def _throttled(progress: ProgressNote | None, every_s: float = 0.5):
 def run_export_request(ws: Workspace, req: ExportRequest, *, user: str | User,
                        progress: ProgressNote | None = None) -> ExportResult:
     """Write the export to exports/<name> with the same library call the CLI makes."""
-    from relcurate.exports.preview import empty_split_warnings
-
     out = export_path(ws, req.name)
     o, p = req.options, _throttled(progress)
     if req.format == "relsim":

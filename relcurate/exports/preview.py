@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from relcurate.exports.params import ExportRequest, export_path, parse_export_params
 from relcurate.exports.relsim_jsonl import relsim_rows
 from relcurate.exports.snapshot import StoreSnapshot, load_snapshot, snapshot_connection
-from relcurate.exports.splits import split_snapshot_images
+from relcurate.exports.splits import empty_split_warnings, split_snapshot_images
 from relcurate.workspace import Workspace
 
 
@@ -27,22 +27,6 @@ class ExportPreview:
     components: int = 0  # group / near-duplicate components the split assigns
     rows: int = 0
     warnings: list[str] = field(default_factory=list)
-
-
-def empty_split_warnings(rows: Mapping[str, int], weights: Mapping[str, float],
-                         components: int | None = None) -> list[str]:
-    """One warning per split that asked for data (weight > 0) but got no row."""
-    total = sum(int(v) for v in rows.values())
-    if not total:
-        return ["the export has no rows at all"]
-    out = []
-    for name, n in rows.items():
-        if int(n) == 0 and float(weights.get(name, 0)) > 0:
-            share = float(weights[name]) / sum(float(w) for w in weights.values())
-            out.append(f"the {name} split is empty: {total} rows in {components or '?'} group/near-duplicate "
-                       f"component(s) and none landed in {name} ({share:.1%} of the weight); "
-                       f"give {name} more weight or try another seed")
-    return out
 
 
 def _filter_units(ws: Workspace, snap: StoreSnapshot) -> list[tuple[int, ...]]:

@@ -150,3 +150,19 @@ def split_snapshot_images(snap, image_ids: Iterable[int], *, weights: Mapping[st
     pins = {i: row.split for i, row in snap.images.items() if row.split}
     return assign_splits(image_ids, key_of=keys, links=links, edges=snap.near_edges, weights=weights,
                          seed=seed, pinned=pins)
+
+
+def empty_split_warnings(rows: Mapping[str, int], weights: Mapping[str, float],
+                         components: int | None = None) -> list[str]:
+    """One warning per split that asked for data (weight > 0) but got no row."""
+    total = sum(int(v) for v in rows.values())
+    if not total:
+        return ["the export has no rows at all"]
+    out = []
+    for name, n in rows.items():
+        if int(n) == 0 and float(weights.get(name, 0)) > 0:
+            share = float(weights[name]) / sum(float(w) for w in weights.values())
+            out.append(f"the {name} split is empty: {total} rows in {components or '?'} group/near-duplicate "
+                       f"component(s) and none landed in {name} ({share:.1%} of the weight); "
+                       f"give {name} more weight or try another seed")
+    return out
