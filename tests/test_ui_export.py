@@ -102,6 +102,12 @@ def test_preview_warning_enqueue_once_and_finished_job(curated, monkeypatch):
     manifest = at.json[0].value
     assert '"kind": "relsim"' in manifest and '"seed": ' + str(seed) in manifest
     assert "test split is empty" in _shown(at.warning)  # the job result's warning
+    # the same folder again: refused on the page until "replace" is ticked
+    assert "already exists" in _shown(at.warning) and at.button(key="exp_start").disabled
+    at.checkbox(key="exp_overwrite").check().run()
+    assert not at.button(key="exp_start").disabled
+    at.button(key="exp_start").click().run()
+    assert job_store.list_jobs(ws.engine, kind="export")[0].params["overwrite"] is True
 
 
 def test_format_switch_and_seed_groups_have_no_split(curated, monkeypatch):

@@ -121,7 +121,7 @@ def _preview(ctx: PageContext, params: dict) -> bool:
                              "(missing files can still drop a few; the manifest has the exact counts)."))
     for w in pv.warnings:
         st.warning(escape_md(w))
-    return True
+    return not pv.exists or bool(params.get("overwrite"))  # an existing folder would only fail the job
 
 
 def jobs_frame(jobs) -> pd.DataFrame:
@@ -185,6 +185,9 @@ def render(ctx: PageContext) -> None:
     fmt = st.selectbox("Format", FORMATS, key="exp_format", format_func=lambda f: f"{f}: {FORMAT_HELP[f]}")
     _name_field(ctx, fmt)
     params = {"format": fmt, "name": st.session_state.get(K_NAME, ""), **_options(fmt)}
+    if st.checkbox("Replace the folder if it exists", key="exp_overwrite",
+                   help="The old export stays complete until the new one is in place."):
+        params["overwrite"] = True
     params.update(_splits(fmt, params.get("dataset")))
     ok = _preview(ctx, params)
     st.button("Start export", key="exp_start", type="primary", on_click=_enqueue, args=(ctx, params), disabled=not ok,
