@@ -69,3 +69,23 @@ def test_refusals_and_bad_params_fail_at_once(workspace, tmp_path):
     assert "name:" in errors[tampered.id][2]
     assert "already exists" in errors[exists.id][2]
     assert not (ws.exports_dir / "by-ann").exists() and not (ws.root.parent / "etc").exists()
+
+
+def test_a_stopping_worker_releases_the_export_untouched(workspace, tmp_path):
+    """Stop while the export runs (at its first progress report): the job goes back to the queue,
+    no folder or staging leftover is there, and the next worker writes it."""
+    import threading
+
+    from relcurate.jobs.worker import run_one
+
+    ws = workspace
+    build_curated(ws, tmp_path)
+    job = enqueue_export(ws, {"format": "relsim", "name": "stopped"}, requested_by=_uid(ws, "cur")).job
+    claimed = job_store.claim(ws.engine, "w1")
+    stop = threading.Event()
+    stop.set()
+    assert run_one(ws, claimed, "w1", stop) == "queued"
+    assert job_store.get_job(ws.engine, job.id).attempts == 0
+    assert not any(p.name.startswith(("stopped", ".stopped")) for p in ws.exports_dir.iterdir())
+    assert run_worker(ws, exit_when_idle=True) == 1
+    assert job_store.get_job(ws.engine, job.id).state == "done" and (ws.exports_dir / "stopped" / "manifest.json").exists()
