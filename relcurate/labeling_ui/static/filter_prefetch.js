@@ -84,6 +84,7 @@ function keep(item) {
   if (!item.src) return;
   const img = new Image();
   img.alt = item.alt || "";
+  img.dataset.imageId = String(item.image_id);  // which task is on screen (tests, benchmarks)
   if (item.w && item.h) { img.width = item.w; img.height = item.h; }
   img.style.cssText = "display:block;border-radius:0.5rem;width:100%;height:auto;";
   const entry = { v: item.v, img, ok: false, broken: false };
