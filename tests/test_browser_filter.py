@@ -24,8 +24,9 @@ from relcurate.models.protocols import FILTER_QUESTION
 from relcurate import accounts
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.intake import ingest_and_queue as ingest_source
-from relcurate.db.engine import read_scope
+from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import CurrentLabel, FilterLabel
+from relcurate.labeling_ui.prefetch import prefetch_depth
 from relcurate.workspace import Workspace
 from relcurate.testing.browser import (chromium_browser, browser_skip_reason, image_src, login, open_page,
                               streamlit_server, wait_idle, wait_image_change)
@@ -59,7 +60,7 @@ def served(tmp_path_factory):
     folder = tmp / "photos"
     folder.mkdir()
     rng = np.random.default_rng(3)
-    for i in range(14):  # distinct pictures: every task has its own image URL
+    for i in range(40):  # distinct pictures: every task has its own image URL
         PILImage.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"p{i:02d}.png")
     ingest_source(ws, folder, workers=1)
     leases.set_config(ws.engine, strategy="sequential", overlap_fraction=0.0)
@@ -170,3 +171,65 @@ def test_layout_at_1024_and_zoom(served, chromium):
         page.get_by_text("Your last answer").wait_for()
     finally:
         context.close()
+
+
+SHOWN_ID = "() => { const i = document.querySelector('.st-key-filter_image img'); return i ? Number(i.dataset.imageId) : null; }"
+SETTLED = "() => window.__rcPrefetch && window.__rcPrefetch.outbox.length === 0"
+
+
+def _annotator(ws, page, url, name):
+    user = accounts.create_user(ws.engine, name, PASSWORD, "annotator")
+    login(page, url, name, PASSWORD)
+    open_page(page, "Filter labeling")
+    page.wait_for_selector(".st-key-filter_image img")
+    return user.id
+
+
+def _my_events(ws, user_id):
+    with read_scope(ws.engine) as s:
+        return list(s.exec(select(FilterLabel).where(FilterLabel.user_id == user_id).order_by(FilterLabel.id)))
+
+
+def test_quick_decisions_through_the_prefetch_are_all_recorded_for_the_images_shown(served, tab):
+    """Eight presses, each after the dwell but without waiting for the server: every one is
+    recorded, in order, for exactly the image that was on screen when it was pressed."""
+    url, ws = served
+    page = tab
+    uid = _annotator(ws, page, url, "quick")
+    keys = ["y", "n", "n", "s", "y", "n", "y", "n"]
+    shown = []
+    for key in keys:
+        page.wait_for_function("() => window.__rcPrefetch.paintedAt > 0")
+        page.wait_for_timeout(230)  # just past the dwell: faster than a rerun round trip here
+        shown.append(page.evaluate(SHOWN_ID))
+        page.keyboard.press(key)
+    page.wait_for_function(SETTLED)
+    wait_idle(page)
+    events = _my_events(ws, uid)
+    names = {"y": "yes", "n": "no", "s": "skip"}
+    assert [(e.image_id, e.answer) for e in events] == [(i, names[k]) for i, k in zip(shown, keys)]
+    assert len(set(shown)) == len(keys) and all(e.lead_time_ms >= 200 for e in events)
+    assert page.evaluate("window.__rcFilterKeys.failed") == 0
+
+
+def test_a_decision_the_store_refuses_is_shown(served, tab):
+    url, ws = served
+    page = tab
+    uid = _annotator(ws, page, url, "refused")
+    held = leases.next_tasks(ws.engine, uid, prefetch_depth())  # what the page holds for this user
+    # Another write already used the second task's request id for another image: the store
+    # must refuse the decision on it.
+    with session_scope(ws.engine) as s:
+        s.add(FilterLabel(image_id=held[0].image_id, user_id=uid, answer="no", request_id=held[1].request_id,
+                          source="human"))
+    for _ in range(2):
+        page.wait_for_function("() => window.__rcPrefetch.paintedAt > 0")
+        page.wait_for_timeout(230)
+        page.keyboard.press("y")
+    failed = page.locator(".rc-pf-failed")
+    failed.wait_for()
+    assert f"image #{held[1].image_id}" in failed.inner_text() and "another decision" in failed.inner_text()
+    page.wait_for_function(SETTLED)
+    assert labels.current_label(ws.engine, held[0].image_id, uid).answer == "yes"
+    assert labels.current_label(ws.engine, held[1].image_id, uid) is None
+    _shot(page, "filter-refused")

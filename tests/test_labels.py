@@ -169,17 +169,17 @@ def test_a_decision_naming_another_image_than_its_lease_is_refused(store):
     assert not ok.duplicate and len(_events(eng)) == 1
 
 
-def test_the_key_script_survives_streamlits_sanitiser():
-    """st.html drops a <script> whose text contains '<' before a letter or '/' (DOMPurify's
-    SAFE_FOR_XML), silently: the key handler must hold none, and carry its config slot."""
-    import re
+def test_the_key_script_is_a_component_module_not_sanitised_markup():
+    """The key handler used to go through st.html, whose sanitiser silently drops a script
+    holding '<' before a letter; it is now the prefetch view's module (st.components.v2,
+    never sanitised, never carrying user data): a default export, its settings from `data`,
+    and no markup parsing of anything it is sent."""
+    from relcurate.labeling_ui import prefetch
 
-    from relcurate.labeling_ui import pages_filter
-
-    script = pages_filter.keys_script(200)
-    body = script.removeprefix("<script>").removesuffix("</script>")
-    assert not re.search(r"<[/\w]", body)
-    assert '"dwell_ms": 200' in body and '"y": "filter_yes"' in body
+    js = prefetch._JS
+    assert "export default function" in js and "component.data" in js
+    assert "dwell_ms" in js and all(f'{k}: "{a}"' in js for k, a in (("y", "yes"), ("n", "no"), ("s", "skip")))
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js and "eval(" not in js
 
 
 def test_label_remembers_the_model_whose_order_leased_the_image(workspace):

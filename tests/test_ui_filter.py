@@ -21,9 +21,10 @@ from relcurate.curation.labeling import agreement, guidelines, labels, leases
 from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.pages_filter import K_RECENT, K_UNDO
+from relcurate.labeling_ui.prefetch import prefetch_depth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
+from relcurate.testing.apptest import as_displayed, component_protos, goto, prefetch_data, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 
@@ -83,6 +84,11 @@ def uid(ws: Workspace, name: str) -> int:
     return next(u.id for u in accounts.list_users(ws.engine) if u.username == name)
 
 
+def first_held(ws: Workspace, user_id: int) -> leases.Task:
+    """The task the page shows first: the first of those it holds for the annotator."""
+    return leases.next_tasks(ws.engine, user_id, prefetch_depth())[0]
+
+
 def shown_request(at: AppTest) -> str:
     """The request id of the task on screen (the page records when it first showed it)."""
     (rid,) = at.session_state["filter_shown"].keys()
@@ -124,20 +130,22 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     assert not app.exception
     assert FILTER_QUESTION in everything_text(app)
     buttons = {b.key: b for b in app.button}
-    # Keys go through the dwell-checking handler (static/filter_keys.js), never Streamlit
+    # Keys go through the dwell-checking handler (static/filter_prefetch.js), never Streamlit
     # shortcuts, which would decide whatever image is on screen at the moment of the press.
     assert {k: buttons[f"filter_{k}"].proto.shortcut for k in ("yes", "no", "skip", "undo")} == dict.fromkeys(
         ("yes", "no", "skip", "undo"), "")
     assert [buttons[f"filter_{k}"].label for k in ("yes", "no", "skip")] == ["Yes (Y)", "No (N)", "Skip (S)"]
     assert buttons["filter_undo"].disabled
-    assert any("__rcFilterKeys" in str(getattr(el, "proto", "")) for el in app.get("html"))
+    (view,) = component_protos(app, "relcurate_filter_prefetch")
+    assert "__rcFilterKeys" in view.js_content  # the key handler is installed with the view
 
-    # The first task (sequential order) is the image with the hostile alt-text: shown as text.
-    first = leases.next_task(fws.engine, ann)
+    # The first task (sequential order) is the image with the hostile alt-text: sent as data and
+    # written by the view with textContent (never parsed as markup), not into any markdown.
+    first = first_held(fws, ann)
     assert first.image_id == 1 and shown_request(app) == first.request_id
-    alt = next(c.value for c in app.caption if c.value.startswith("Alt-text:"))
-    assert "<script" not in alt and "**" not in alt.replace("\\*", "")
-    assert as_displayed(alt) == f"Alt-text: {SCRIPT_ALT}"
+    item = prefetch_data(app)["items"][0]
+    assert item["image_id"] == 1 and item["alt"] == SCRIPT_ALT and item["src"].startswith("data:image/")
+    assert "innerHTML" not in view.js_content and "insertAdjacentHTML" not in view.js_content
     assert "<script" not in everything_text(app)
 
     app.button(key="filter_yes").click().run()  # the same rerun shows the next image
@@ -146,7 +154,7 @@ def test_annotator_labels_with_buttons_and_undo(app, fws):
     assert cur.answer == "yes"
     event = labels.label_history(fws.engine, 1, ann)[-1]
     assert event.lead_time_ms is not None and event.lead_time_ms >= 0
-    second = leases.next_task(fws.engine, ann)
+    second = first_held(fws, ann)
     assert second.image_id == 2 and shown_request(app) == second.request_id
     assert app.session_state[K_UNDO] == [cur.label_id]
     assert not app.button(key="filter_undo").disabled

@@ -2,7 +2,6 @@
 for that image only; the default is the 1280-px rendition."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -11,7 +10,7 @@ from relcurate import accounts
 from relcurate.curation.intake import ingest_and_queue
 from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
-from relcurate.testing.apptest import goto
+from relcurate.testing.apptest import goto, prefetch_data
 from relcurate.testing.images import make_jpeg_folder
 from relcurate.workspace import Workspace
 
@@ -19,8 +18,10 @@ APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.p
 
 
 def _shown_width(at: AppTest) -> int:
-    body = next(h.proto.body for h in at.get("html") if "data:image/" in h.proto.body)
-    return int(re.search(r'<img [^>]*width="(\d+)"', body).group(1))
+    """Pixel width of the first (shown) image the page sent its prefetching view."""
+    item = prefetch_data(at)["items"][0]
+    assert item["src"].startswith("data:image/jpeg;base64,")
+    return item["w"]
 
 
 def test_full_resolution_on_request(tmp_path, monkeypatch):

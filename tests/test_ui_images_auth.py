@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
 import os
 import re
 import urllib.error
@@ -41,6 +42,7 @@ from relcurate.curation.groups.membership import create_group
 from relcurate.db.models import GroupStatus
 from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.images import image_html, show_image
+from relcurate.labeling_ui.prefetch import prefetch_depth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
 
@@ -170,12 +172,15 @@ def _goto(at: AppTest, url_path: str) -> AppTest:
 
 
 def _inline_images(at: AppTest) -> list[str]:
-    return [src for h in at.html for src in IMG_SRC.findall(h.proto.body)]
+    """data: sources in st.html markup and in the filter page's prefetching view's data."""
+    srcs = [src for h in at.html for src in IMG_SRC.findall(h.proto.body)]
+    return srcs + [it["src"] for el in at.get("bidi_component") for it in json.loads(el.proto.json or "{}")
+                   .get("items", []) if "src" in it]
 
 
 @pytest.mark.parametrize("url_path", ["filter", "browse", "groups", "review", "adjudicate", "label-setup"])
 def test_every_page_draws_its_images_inline(iws, monkeypatch, url_path):
-    ws, _, _ = iws
+    ws, _, users = iws
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.delenv(auth.IDLE_ENV, raising=False)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
@@ -194,7 +199,8 @@ def test_every_page_draws_its_images_inline(iws, monkeypatch, url_path):
     if url_path == "browse":
         assert len(srcs) > 12  # the grid's thumbnails and the large view
     if url_path == "filter":
-        assert len(srcs) == 3  # the task and the two pinned guideline examples
+        # The held tasks (the shown one and the prefetched next ones) and the two pinned examples.
+        assert len(srcs) == 2 + len(leases.next_tasks(ws.engine, users["boss"], prefetch_depth()))
 
 
 # -- real browser ---------------------------------------------------------------------------

@@ -1,32 +1,32 @@
 """Filter labeling: one large image, the paper's question, Yes / No / Skip (keys Y, N, S), Undo (U).
 
-Decisions run in `on_click` callbacks, which Streamlit executes before the script body, so the
-same rerun already asks the queue for (and shows) the next image. Each button carries the shown
-task's request id, bound when the page was drawn: a double click on one shown image repeats that
-id, and the store applies it once and refuses an id that names another image (labeling/labels.py).
+Every decision carries the request id of the task it was made on (bound to the image shown): a
+repeat applies once, and the store refuses an id that names another image (labeling/labels.py).
 
-Keys are handled by static/filter_keys.js, not Streamlit shortcuts: a key decides only an image
-that has been painted for the minimum dwell (workspace setting, default 200 ms), once per image;
-held-key repeats and presses during the switch to the next image are refused on screen, so a
-burst of presses cannot label images nobody saw.
+In a browser the image, its alt-text and the keyboard belong to the prefetching view
+(prefetch.py, static/filter_prefetch.js): the page leases the shown task and the next few, the
+browser swaps to the next image the moment a key is accepted (after the minimum dwell on the
+painted image, once per image; workspace setting, default 200 ms) and queues the decision,
+which the next rerun records here (`_apply_browser_queue`) and acknowledges. The script also
+takes over the Yes/No/Skip/Undo buttons, so a click decides the image on screen like a key;
+their callbacks below decide the first held task, for a page without the script (AppTest).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from functools import lru_cache
-from pathlib import Path
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from relcurate.curation.labeling import labels, leases
 from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.catalog.image_bytes import DISPLAY_MAX_SIDE
 from relcurate.curation.labeling.guidelines import list_examples
 from relcurate.models.protocols import FILTER_QUESTION
+from relcurate.labeling_ui import prefetch
 from relcurate.labeling_ui.registry import PageContext
-from relcurate.labeling_ui.widgets import alt_text_caption, image_card, image_tile, set_flash, show_flash
+from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
 K_SHOWN = "filter_shown"  # request id -> time.time() when first shown (lead time)
@@ -40,10 +40,9 @@ UNDO_KEY = "U"
 SYNC_EVERY_S = 30
 DWELL_ENV = "RELCURATE_MIN_DWELL_MS"
 DEFAULT_DWELL_MS = 200
-_KEYS_JS = Path(__file__).parent / "static" / "filter_keys.js"
 
 
-# Zoom (Z or a click on the image, see filter_keys.js): the display rendition (up to 1280 px)
+# Zoom (Z or a click on the image, see static/filter_prefetch.js): the display rendition (up to 1280 px)
 # at its own pixel size, scrolled inside its box; again to fit. Answer buttons keep a minimum
 # width and wrap to a second line in a narrow column instead of truncating their labels.
 _CSS = """<style>
@@ -62,14 +61,6 @@ def min_dwell_ms() -> int:
         return max(0, int(os.environ.get(DWELL_ENV, "") or DEFAULT_DWELL_MS))
     except ValueError:
         return DEFAULT_DWELL_MS
-
-
-@lru_cache(maxsize=8)
-def keys_script(dwell_ms: int) -> str:
-    cfg = {"dwell_ms": dwell_ms, "undo": "filter_undo",
-           "keys": {key.lower(): f"filter_{answer}" for answer, key in SHORTCUTS.items()}}
-    body = _KEYS_JS.read_text(encoding="utf-8").replace("/*CFG*/{}/*CFG*/", json.dumps(cfg))
-    return f"<script>{body}</script>"
 
 
 @st.cache_data(ttl=SYNC_EVERY_S, show_spinner=False)
@@ -143,6 +134,8 @@ def _recent(ctx: PageContext) -> None:
 def _undo(ctx: PageContext, label_id: int) -> None:
     stack: list[int] = st.session_state.setdefault(K_UNDO, [])
     res = labels.undo_label(ctx.ws.engine, user_id=ctx.user.id, label_id=label_id)
+    if res.undone and res.releasing:
+        prefetch.show_first(res.image_id)  # the undone image is leased again: it goes on screen now
     if label_id in stack:  # a double press finds it gone already
         stack.remove(label_id)
     st.session_state[K_RECENT] = [r for r in st.session_state.get(K_RECENT, []) if r[2] != label_id]
@@ -179,18 +172,60 @@ def _progress(ctx: PageContext) -> None:
         st.progress(min(1.0, done / needed), text=f"Project: {done:,} of about {needed:,} decisions")
 
 
+def _apply_browser_queue(ctx: PageContext) -> None:
+    """Record the decisions (and undos) the browser queued since the last rerun, in order.
+
+    Each is settled once per browser tab and number (prefetch.applied); a refused one is sent
+    back to be shown; one the store failed to save stays unacknowledged and the browser sends
+    it again, so nothing is lost silently."""
+    for op in prefetch.pending_ops():
+        if op.kind == "undo":
+            stack = st.session_state.get(K_UNDO, [])
+            if stack:
+                _undo(ctx, stack[-1])
+            else:
+                set_flash(K_FLASH, "Nothing to undo.", "info")
+            prefetch.applied(op)
+            continue
+        if not prefetch.was_sent(op):
+            prefetch.refuse(op, "this image was not shown to you here; nothing was recorded")
+            continue
+        try:
+            res = labels.record_label(ctx.ws.engine, image_id=op.image_id, user_id=ctx.user.id, answer=op.answer,
+                                      request_id=op.request_id, lead_time_ms=op.lead_ms)
+        except labels.LabelError as exc:
+            prefetch.refuse(op, str(exc))
+            continue
+        except (SQLAlchemyError, OSError) as exc:  # not saved: the browser keeps it and retries
+            st.session_state[prefetch.K_ERROR] = type(exc).__name__
+            return
+        st.session_state[prefetch.K_ERROR] = None
+        if not res.duplicate:
+            st.session_state.setdefault(K_UNDO, []).append(res.label_id)
+            _remember(op.image_id, res.answer, res.label_id)
+        prefetch.applied(op)
+
+
+def _on_screen(tasks: list[leases.Task]) -> leases.Task | None:
+    """The task the browser last said it shows, else the first held one."""
+    rid = prefetch.showing_request()
+    return next((t for t in tasks if t.request_id == rid), tasks[0] if tasks else None)
+
+
 def render(ctx: PageContext) -> None:
     st.title("Filter labeling")
     _sync(str(ctx.ws.root), ctx.ws.db_url)
+    _apply_browser_queue(ctx)
     show_flash(K_FLASH)
-    task = leases.next_task(ctx.ws.engine, ctx.user.id)
+    tasks = prefetch.ordered(leases.next_tasks(ctx.ws.engine, ctx.user.id, prefetch.prefetch_depth()))
+    task = _on_screen(tasks)
     stack: list[int] = st.session_state.get(K_UNDO, [])
 
-    # The image goes out first: its delta reaches the browser, which starts fetching it, while
-    # the rest of the page is still being drawn.
+    # The images go out first: their delta reaches the browser while the rest of the page is
+    # still being drawn.
     left, right = st.columns([3, 2], gap="large")
     with left:
-        _image(ctx, task)
+        _image(ctx, tasks, task, can_undo=bool(stack))
     with right:
         st.markdown(f"#### {FILTER_QUESTION}")
         # The row wraps (static CSS below) rather than squeezing labels to "Y..": at 1024 px wide
@@ -207,22 +242,24 @@ def render(ctx: PageContext) -> None:
         _progress(ctx)
         _recent(ctx)
         _guidelines(ctx)
-    st.html(keys_script(min_dwell_ms()), unsafe_allow_javascript=True)
     st.html(_CSS)
 
 
-def _image(ctx: PageContext, task: leases.Task | None) -> None:
+def _image(ctx: PageContext, tasks: list[leases.Task], task: leases.Task | None, *, can_undo: bool) -> None:
     if task is None:
         st.success("Nothing left to label for you right now. Thank you!")
-        return
-    if task.request_id not in st.session_state.get(K_SHOWN, {}):
-        st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
-    card = get_image(ctx.ws, task.image_id)
-    full = st.session_state.get(K_FULL) == task.image_id
+    else:
+        if task.request_id not in st.session_state.get(K_SHOWN, {}):
+            st.session_state[K_SHOWN] = {task.request_id: time.time()}  # only the image on screen
+    full_id = st.session_state.get(K_FULL)
     with st.container(key="filter_image"):
-        image_card(card, missing="This image cannot be shown; press Skip.",
-                   max_side=FULL_RES_MAX_SIDE if full else None)
-    alt_text_caption(card)
+        # Mounted even when nothing is left: it still carries the acknowledgements.
+        prefetch.view(ctx.ws, tasks, dwell_ms=min_dwell_ms(), can_undo=can_undo,
+                      full=(full_id, FULL_RES_MAX_SIDE) if full_id is not None else None)
+    if task is None:
+        return
+    card = get_image(ctx.ws, task.image_id)
+    full = full_id == task.image_id
     big = card is not None and max(card.width or 0, card.height or 0) > DISPLAY_MAX_SIDE
     if big or full:
         # A button, not a toggle: a focused checkbox would swallow the answer keys.

@@ -27,3 +27,25 @@ def titles(at: AppTest) -> list[str]:
 def as_displayed(markdown: str) -> str:
     """What a CommonMark renderer shows for escaped text: backslash escapes and entities resolved."""
     return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
+
+
+def component_protos(at: AppTest, name: str) -> list:
+    """The protos of the st.components.v2 elements named `name` (AppTest shows them as unknown)."""
+    return [el.proto for el in at.get("bidi_component") if getattr(el.proto, "component_name", "") == name]
+
+
+def prefetch_data(at: AppTest) -> dict:
+    """The data the filter page sent its prefetching view in the last run (one mount)."""
+    import json
+
+    (proto,) = component_protos(at, "relcurate_filter_prefetch")
+    return json.loads(proto.json)
+
+
+def send_prefetch(at: AppTest, outbox: list[dict], *, tab: str = "tab-1", have: list[str] | None = None,
+                  showing: str | None = None) -> AppTest:
+    """What the browser's view does after a key press: set its `msg` state (a rerun)."""
+    from relcurate.labeling_ui.prefetch import KEY
+
+    at.session_state[KEY] = {"msg": {"tab": tab, "outbox": outbox, "have": have or [], "showing": showing}}
+    return at.run()

@@ -259,6 +259,11 @@ _EXPIRE = (update(_A).where(_A.c.id == _b("ta_id"), _A.c.status == LEASED, _A.c.
 _LIVE = (select(_A).where(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
                           _A.c.expires_at >= _b("now"))
          .order_by(_A.c.leased_at.desc(), _A.c.id.desc()).limit(1))
+# Every live lease of the annotator, in the order they were taken (a batch shares `leased_at`,
+# so the id keeps the queue order within it): what `next_tasks` hands back first.
+_ALL_LIVE = (select(_A).where(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
+                              _A.c.expires_at >= _b("now"))
+             .order_by(_A.c.leased_at, _A.c.id))
 _TOUCH = update(_A).where(_A.c.id == _b("ta_id")).values(expires_at=_b("expires"))
 _OWN = select(_A.c.id, _A.c.status, _A.c.is_gold, _A.c.strategy, _A.c.model_version_id).where(_A.c.kind == _b("kind"), _A.c.image_id == _b("image_id"),
                                                          _A.c.user_id == _b("user_id"))
@@ -475,6 +480,41 @@ def _maybe_reclaim(s: Session, engine: Engine, kind: str, now: datetime) -> None
         reclaim_expired(s, kind, now)
 
 
+def _begin_lease_tx(s: Session, engine: Engine, kind: str, now: datetime) -> tuple[Connection, QueueConfig]:
+    conn = s.connection()
+    if is_postgres(s):
+        # A lease is disposable: losing the last few in a server crash only means those
+        # images are handed out again, so skip the WAL flush wait (~5 ms here); label
+        # writes keep synchronous commits. And no JIT: the pick's estimated cost (a LIMIT 1
+        # over a million-row index walk) crosses jit_above_cost, and compiling takes ~100 ms
+        # for a query that runs in a fraction of a millisecond.
+        conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
+    cfg = _cached_config(conn, engine, kind)
+    _maybe_reclaim(s, engine, kind, now)
+    return conn, cfg
+
+
+def _held(conn: Connection, row, now: datetime, lease: timedelta) -> Task:
+    """A live lease as a Task, extended when half of it is used up."""
+    expires = row.expires_at
+    if expires - now < lease / 2:
+        expires = now + lease
+        conn.execute(_TOUCH, {"ta_id": row.id, "expires": expires})
+    return Task(row.id, row.image_id, row.kind, row.strategy, row.model_version_id,
+                bool(row.is_gold), row.leased_at, expires)
+
+
+def _lease_new(s: Session, kind: str, user_id: int, now: datetime, cfg: QueueConfig, rng: Rng) -> Task | None:
+    """A new lease: a gold image with probability `gold_rate`, else the strategy's first open task."""
+    lease = timedelta(seconds=cfg.lease_seconds)
+    task = None
+    if cfg.gold_rate > 0 and rng.random() < cfg.gold_rate:
+        task = _lease_gold(s, kind, user_id, now, lease, rng)
+    if task is None:
+        task = _lease_from_pool(s, kind, user_id, now, lease, make_strategy(cfg.strategy, s, cfg))
+    return task
+
+
 def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime | None = None,
               rng: Rng | None = None) -> Task | None:
     """The task this annotator should see now: their live lease if they hold one (the most
@@ -485,31 +525,44 @@ def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime
     rng = rng or random
 
     def tx(s: Session) -> Task | None:
-        conn = s.connection()
-        if is_postgres(s):
-            # A lease is disposable: losing the last few in a server crash only means those
-            # images are handed out again, so skip the WAL flush wait (~5 ms here); label
-            # writes keep synchronous commits. And no JIT: the pick's estimated cost (a LIMIT 1
-            # over a million-row index walk) crosses jit_above_cost, and compiling takes ~100 ms
-            # for a query that runs in a fraction of a millisecond.
-            conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
-        cfg = _cached_config(conn, engine, kind)
-        lease = timedelta(seconds=cfg.lease_seconds)
-        _maybe_reclaim(s, engine, kind, now)
+        conn, cfg = _begin_lease_tx(s, engine, kind, now)
         live = conn.execute(_LIVE, {"user_id": user_id, "kind": kind, "now": now}).first()
         if live is not None:
-            expires = live.expires_at
-            if expires - now < lease / 2:  # extend only when half the lease is used up
-                expires = now + lease
-                conn.execute(_TOUCH, {"ta_id": live.id, "expires": expires})
-            return Task(live.id, live.image_id, live.kind, live.strategy, live.model_version_id,
-                        bool(live.is_gold), live.leased_at, expires)
-        task = None
-        if cfg.gold_rate > 0 and rng.random() < cfg.gold_rate:
-            task = _lease_gold(s, kind, user_id, now, lease, rng)
-        if task is None:
-            task = _lease_from_pool(s, kind, user_id, now, lease, make_strategy(cfg.strategy, s, cfg))
-        return task
+            return _held(conn, live, now, timedelta(seconds=cfg.lease_seconds))
+        return _lease_new(s, kind, user_id, now, cfg, rng)
+
+    return run_write(engine, tx)
+
+
+MAX_PREFETCH = 16
+
+
+def next_tasks(engine: Engine, user_id: int, k: int, kind: str = FILTER, *, now: datetime | None = None,
+               rng: Rng | None = None) -> list[Task]:
+    """Up to `k` tasks held at once, for a page that prefetches the next images: every live
+    lease of this annotator in the order they were taken (extended like `next_task`'s), then
+    new leases taken the way `next_task` takes one (gold mixing, the strategy's order, overlap
+    slots) until `k` are held, all in one write transaction. Holding more than `k` (an undone
+    image leased again) returns them all; fewer only when the pool has nothing left for them.
+
+    Each held lease occupies one of its image's overlap slots until decided, released or
+    expired, exactly as a single lease does; the page shows them in the returned order."""
+    if not 1 <= k <= MAX_PREFETCH:
+        raise QueueError(f"prefetch between 1 and {MAX_PREFETCH} tasks, not {k}")
+    now = now or utcnow()
+    rng = rng or random
+
+    def tx(s: Session) -> list[Task]:
+        conn, cfg = _begin_lease_tx(s, engine, kind, now)
+        lease = timedelta(seconds=cfg.lease_seconds)
+        tasks = [_held(conn, row, now, lease)
+                 for row in conn.execute(_ALL_LIVE, {"user_id": user_id, "kind": kind, "now": now}).all()]
+        while len(tasks) < k:
+            task = _lease_new(s, kind, user_id, now, cfg, rng)
+            if task is None:
+                break
+            tasks.append(task)
+        return tasks
 
     return run_write(engine, tx)
 
