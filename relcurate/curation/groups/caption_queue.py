@@ -17,10 +17,11 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from relcurate.curation.groups.captions import CaptionError, _add_image_caption
+from relcurate.curation.groups.captions import CaptionError, _add_image_caption, _alt_texts_of_images
 from relcurate.curation.labeling.agreement import consensus
 from relcurate.curation.store_scopes import Store, engine_of, reading, writing
 from relcurate.db.models import (
@@ -37,6 +38,7 @@ from relcurate.db.models import (
     Prediction,
     SeedGroup,
 )
+from relcurate.workspace import Workspace
 
 REASONS = ("flagged", "low_confidence", "audit")
 _DEAD_GROUPS = (GroupStatus.rejected.value, GroupStatus.split.value)
@@ -99,6 +101,24 @@ def eligible_images(store: Store, model_version_id: int, *, kept_by: int | None 
         usable = set(s.exec(select(Image.id).where(Image.status == ImageStatus.ok, Image.sha256.is_not(None))))
         out = sorted((interesting & usable) - _captioned(s, model_version_id))
     return out[:limit] if limit is not None else out
+
+
+def alt_texts(store: Store, image_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Alt-texts of each image (image row and sources): the checker looks for leaked objects in them."""
+    with reading(store) as s:
+        return {i: _alt_texts_of_images(s, [i]) for i in image_ids}
+
+
+def load_images(store: Workspace, image_ids: Sequence[int]) -> list[PILImage.Image]:
+    """The originals of these images, RGB and fully loaded, in the given order."""
+    with reading(store) as s:
+        rows = {r.id: r for r in s.exec(select(Image).where(Image.id.in_(list(image_ids))))}
+    out = []
+    for i in image_ids:
+        r = rows[i]
+        with PILImage.open(store.image_path(r.sha256, r.ext)) as im:
+            out.append(im.convert("RGB"))
+    return out
 
 
 def record_generated(store: Store, model_version_id: int, items: Sequence[Generated], *,
