@@ -25,7 +25,9 @@ from relcurate.curation.catalog.browse import get_image
 from relcurate.curation.catalog.image_bytes import DISPLAY_MAX_SIDE
 from relcurate.curation.labeling.guidelines import list_examples
 from relcurate.models.protocols import FILTER_QUESTION
+from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.training import filter_loop
 from relcurate.labeling_ui.widgets import alt_text_caption, image_card, image_tile, set_flash, show_flash
 
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
@@ -223,6 +225,10 @@ def _image(ctx: PageContext, task: leases.Task | None) -> None:
         image_card(card, missing="This image cannot be shown; press Skip.",
                    max_side=FULL_RES_MAX_SIDE if full else None)
     alt_text_caption(card)
+    if ctx.can("curate") or filter_loop.get_loop(ctx.ws).show_origin:
+        st.caption(escape_md(f"Queued by {filter_loop.task_origin(ctx.ws, task)}"), help=(
+            "The task order and model version that put this image here; the queue is re-ranked "
+            "as the fast head refreshes."))
     big = card is not None and max(card.width or 0, card.height or 0) > DISPLAY_MAX_SIDE
     if big or full:
         # A button, not a toggle: a focused checkbox would swallow the answer keys.
