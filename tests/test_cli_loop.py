@@ -73,3 +73,50 @@ def test_worker_process_stops_cleanly_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
     ws.engine.dispose()
+
+
+def test_loop_captioner_and_relsim_commands(tmp_path):
+    """Enqueue (a second call is the same job), run-now errors, status tables, the default space."""
+    import json as _json
+
+    from relcurate.curation.groups import caption_queue as cq
+    from relcurate.curation.groups import group_search as gs
+    from relcurate.models.workspace_scoring import build_workspace_index
+
+    ws = Workspace.init(tmp_path / "ws")
+    ids = add_image_rows(ws.engine, 12)
+    w = ["-w", str(ws.root)]
+    r = runner.invoke(app, ["loop", "captioner", "caption", "--here", *w])
+    assert r.exit_code == 2 and "no captioner version" in r.output
+    first = runner.invoke(app, ["loop", "captioner", "caption", "--sample", "5", *w])
+    again = runner.invoke(app, ["loop", "captioner", "caption", "--sample", "5", *w])
+    assert first.exit_code == 0 and "queued" in first.output and "already queued" in again.output
+    assert first.output.split()[1] == again.output.split()[1]  # the same job id
+    r = runner.invoke(app, ["loop", "captioner", "retrain", "--base", "tiny", "--max-steps", "2", *w])
+    assert r.exit_code == 0 and "captioner-retrain" in r.output
+
+    capv = register_model(ws, kind="captioner", name="cap", base_model="x")
+    cq.record_generated(ws, capv.id, [cq.Generated(i, "A {Object} split into {Number} parts.", -1.0 - n, n != 0,
+                                                   () if n else ("object_noun",)) for n, i in enumerate(ids[:3])])
+    cq.draw_review_sample(ws, capv.id, size=2, audit_share=0.0)
+    r = runner.invoke(app, ["loop", "captioner", "status", *w])
+    assert r.exit_code == 0 and "cap:1" in r.output and "flagged" in r.output and "low_confidence" in r.output
+
+    r = runner.invoke(app, ["loop", "relsim", "retrain", "--base", "tiny", *w])
+    assert r.exit_code == 0 and "relsim-retrain" in r.output
+    rel = register_model(ws, kind="relsim", name="rs", base_model="x", metrics={"same_caption_recall@1": 0.5})
+    x, _ = synthetic_vectors(12, dim=8, seed=2)
+    store_vectors(ws, rel, np.array(ids), x)
+    build_workspace_index(ws, get_model_version(ws, "rs"))
+    r = runner.invoke(app, ["loop", "relsim", "use", "nowhere", *w])
+    assert r.exit_code == 2 and "no embedding space" in r.output
+    r = runner.invoke(app, ["loop", "relsim", "use", "rs:1", *w])
+    assert r.exit_code == 0 and "rs-v1" in r.output and gs.default_space(ws) == "rs-v1"
+    r = runner.invoke(app, ["loop", "relsim", "compare", "--json", *w])
+    out = _json.loads(r.output)
+    assert out["default_space"] == "rs-v1" and out["versions"][0]["same_caption_recall@1"] == 0.5
+    r = runner.invoke(app, ["loop", "relsim", "reembed", "rs:1", *w])
+    assert r.exit_code == 0 and "relsim-reembed" in r.output
+    r = runner.invoke(app, ["loop", "jobs", *w])
+    for kind in ("caption-pool", "captioner-retrain", "relsim-retrain", "relsim-reembed"):
+        assert kind in r.output

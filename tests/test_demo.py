@@ -60,3 +60,40 @@ def test_demo_trains_relsim_and_group_builder_offers_its_space(tmp_path):
     again = train_demo_relsim(ws, size)
     assert again.reused and again.model_version.id == mv.id
     assert len(list_model_versions(ws, kind="relsim")) == 1
+
+
+def test_demo_configures_the_mixed_filter_loop_and_labeling_reranks(tmp_path):
+    """The demo's filter loop: mixed strategy, a fast head refreshed every few labels by the worker's
+    trigger; after that many labels the next task is queued by a model strategy and version."""
+    from relcurate.curation.labeling import labels, leases
+    from relcurate.jobs.worker import run_worker
+    from relcurate.testing.labeling import add_users
+    from relcurate.training import filter_loop
+    from relcurate.training.demo_loop import DEMO_EVERY, configure_demo_loop
+
+    build_demo(tmp_path / "demo", n_images=40)
+    ws = Workspace.open(tmp_path / "demo")
+    settings, message = configure_demo_loop(ws)
+    assert "mixed" in message
+    again, _ = configure_demo_loop(ws)  # a rerun reuses the embedding version
+    assert again == settings == filter_loop.get_loop(ws)
+    cfg = leases.get_config(ws.engine, leases.FILTER)
+    assert cfg.strategy == "mix" and set(cfg.params["mix"]) == {"uncertainty", "positive", "diversity", "random"}
+    assert settings.every == DEMO_EVERY and settings.enabled and settings.show_origin and settings.embedding
+    uid = add_users(ws.engine, ["ann"])["ann"]
+    with read_scope(ws.engine) as s:
+        truth = {img.id: img.meta["synthetic"]["relational"] for img in s.exec(select(Image))}
+    first = []
+    for _ in range(DEMO_EVERY):
+        t = leases.next_task(ws.engine, uid)
+        first.append(t)
+        labels.record_label(ws.engine, image_id=t.image_id, user_id=uid, answer="yes" if truth[t.image_id] else "no",
+                            request_id=t.request_id)
+    assert {filter_loop.task_origin(ws, t) for t in first} == {"random"}  # no fast head yet
+    answers = {truth[t.image_id] for t in first}
+    assert answers == {True, False}  # a head needs both; the deterministic demo pool gives both
+    assert filter_loop.maybe_enqueue_refresh(ws) is not None  # the worker's idle hook
+    assert run_worker(ws, exit_when_idle=True, idle_hooks=[]) == 1
+    origins = {filter_loop.task_origin(ws, leases.next_task(ws.engine, add_users(ws.engine, [f"u{n}"])[f"u{n}"]))
+               for n in range(8)}
+    assert any("fast-head v1" in o for o in origins), origins

@@ -43,6 +43,18 @@ def test_protocol_and_batched_equals_one_by_one(captioner):
     assert batched == captioner.caption(images)
 
 
+def test_confidence_is_the_mean_token_logprob_and_batch_independent(captioner):
+    """The captioner loop ranks captions by it: it must not depend on the batch a caption was in
+    (left padding, padding after the end token)."""
+    images = noise_images(3, seed=9)
+    batched = captioner.caption_results(images)
+    alone = [captioner.caption_results([im])[0] for im in images]
+    for b, a in zip(batched, alone):
+        assert b.confidence is not None and b.confidence <= 0.0
+        assert b.confidence == pytest.approx(a.confidence, abs=1e-4)
+    assert captioner.caption_group_result(images).confidence <= 0.0
+
+
 def test_single_prompt_is_the_reference_prompt(captioner):
     convs = [user_turn(noise_images(1), CAPTION_PROMPT)]
     batch = encode_prompts(captioner.processor, convs)

@@ -293,3 +293,28 @@ def test_dashboard_shows_labeling_charts(app, fws):
     assert any(s.value == "Filter labeling" for s in app.subheader)
     metrics = {m.label: m.value for m in app.metric}
     assert "Decisions made" in metrics and "Krippendorff's α" in metrics
+
+
+def test_queued_item_shows_strategy_and_model_to_staff_or_when_the_loop_says_so(fws, app, monkeypatch):
+    from relcurate.training import filter_loop
+
+    login(app, "boss")
+    goto(app, "filter")
+    assert "Queued by sequential" in everything_text(app)  # admins always see what queued it
+    ann = AppTest.from_file(str(APP), default_timeout=60).run()
+    login(ann, "ann")
+    goto(ann, "filter")
+    assert "Queued by" not in everything_text(ann)  # "positive" would tell an annotator the model's guess
+    filter_loop.configure_loop(fws, show_origin=True)
+    try:
+        ann.run()
+        assert "Queued by sequential" in everything_text(ann)
+    finally:
+        filter_loop.configure_loop(fws, show_origin=False)
+
+
+def test_task_origin_never_reveals_gold(fws):
+    from relcurate.training import filter_loop
+
+    t = leases.Task(1, 1, "filter", leases.GOLD_STRATEGY, None, True, None, None)
+    assert filter_loop.task_origin(fws, t) == "random"

@@ -95,6 +95,44 @@ def test_annotator_cannot_open_the_page_but_sees_dashboard_charts(loop_ws, monke
     assert _charts(at) >= 3
 
 
+def test_captioner_and_relsim_buttons_tables_and_default_space(loop_ws, monkeypatch):
+    from relcurate.curation.groups import caption_queue as cq
+    from relcurate.curation.groups import captions, group_search
+    from relcurate.models.workspace_scoring import build_workspace_index
+
+    ws = loop_ws
+    capv = register_model(ws, kind="captioner", name="cap", base_model="x")
+    new = cq.record_generated(ws, capv.id, [cq.Generated(i, f"A {{Object}} split into {{Number}} parts {n}.", -1.0, True)
+                                            for n, i in enumerate(add_image_rows(ws.engine, 3, start=1000))])
+    captions.review_caption(ws, new[0], "accept", user_id=None)
+    captions.review_caption(ws, new[1], "reject", user_id=None, reason="wrong")
+    rel = register_model(ws, kind="relsim", name="rs", base_model="x", metrics={"same_caption_recall@1": 0.25})
+    x, _ = synthetic_vectors(20, dim=8, seed=4)
+    store_vectors(ws, rel, np.arange(1, 21, dtype=np.int64), x)
+    build_workspace_index(ws, rel)
+
+    at = _app(ws, monkeypatch, "boss", "admin-pw-123")
+    goto(at, "active-learning")
+    at.button(key="loop_caption_pool").click().run()
+    at.button(key="loop_caption_pool").click().run()  # double click: one job
+    at.button(key="loop_captioner_retrain").click().run()
+    at.button(key="loop_relsim_retrain").click().run()
+    kinds = sorted(j.kind for j in jobs.list_jobs(ws.engine))
+    assert kinds == ["caption-pool", "captioner-retrain", "relsim-retrain"]
+    assert all(j.state == "queued" for j in jobs.list_jobs(ws.engine))  # nothing ran in the request
+    frames = [d.value for d in at.dataframe]
+    outcomes = next(f for f in frames if "accepted_rate" in f.columns)
+    assert outcomes.iloc[0]["model"] == "cap:1" and outcomes.iloc[0]["accepted"] == 1
+    assert outcomes.iloc[0]["rejected"] == 1 and outcomes.iloc[0]["pending"] == 1
+    versions = next(f for f in frames if "space" in f.columns)
+    assert versions.iloc[0]["model"] == "rs:1" and versions.iloc[0]["same_caption_recall@1"] == 0.25
+    assert _charts(at) >= 4  # the outcomes chart beside the filter loop's
+    at.selectbox(key="loop_rel_space").select("rs-v1").run()
+    at.button(key="loop_rel_use").click().run()
+    assert group_search.default_space(ws) == "rs-v1"
+    assert any("now searches" in s.value for s in at.success)
+
+
 def test_chart_builders():
     rows = [{"strategy": "random", "leased": 1, "done": 10, "yes": 1, "yes_rate": 0.1},
             {"strategy": "positive", "leased": 0, "done": 5, "yes": 4, "yes_rate": 0.8}]

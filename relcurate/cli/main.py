@@ -180,6 +180,11 @@ def demo(
             trained = train_demo_relsim(Workspace.open(result.root), progress=update)
         for line in trained.messages:
             console.print(escape(line))
+    from relcurate.training.demo_loop import configure_demo_loop
+    from relcurate.workspace import Workspace
+
+    _loop, message = configure_demo_loop(Workspace.open(result.root), trained.model_version if relsim else None)
+    console.print(escape(message))
     if serve:
         _serve(result.root, port=port)
 

@@ -280,6 +280,39 @@ class CaptionReview(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class CaptionProposal(SQLModel, table=True):
+    """What the captioner loop (training/captioner_loop.py) knows about a caption it generated:
+    the model version, its confidence (mean token log-probability), the anonymity checker's
+    verdict, and, once the review sample is drawn, why and in which place it was queued
+    (`queue_reason`: flagged | low_confidence | audit; None = generated but not queued)."""
+
+    __tablename__ = "caption_proposal"
+    __table_args__ = (Index("ix_caption_proposal_queue", "queue_reason", "queue_rank"),)
+
+    caption_id: int = Field(foreign_key="caption.id", primary_key=True, ondelete="CASCADE")
+    image_id: int = Field(foreign_key="image.id", index=True, ondelete="CASCADE")
+    model_version_id: int = Field(foreign_key="model_version.id", index=True, ondelete="CASCADE")
+    confidence: Optional[float] = None
+    checker_ok: bool = True
+    checker_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    queue_reason: Optional[str] = Field(default=None, max_length=16)
+    queue_rank: Optional[int] = None
+    job_id: Optional[int] = Field(default=None, foreign_key="job.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkspaceSetting(SQLModel, table=True):
+    """A workspace-wide setting chosen in the app or the CLI (e.g. the relsim space the group
+    builder searches by default); one JSON value per key."""
+
+    __tablename__ = "workspace_setting"
+
+    key: str = Field(max_length=64, primary_key=True)
+    value: Any = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    updated_by: Optional[int] = Field(default=None, foreign_key="app_user.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class ModelVersion(SQLModel, table=True):
     __tablename__ = "model_version"
     __table_args__ = (UniqueConstraint("name", "version"),)

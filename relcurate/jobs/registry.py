@@ -16,6 +16,10 @@ BUILTIN_HANDLERS: dict[str, str] = {
     "fast-head-refresh": "relcurate.jobs.filter_loop:run_fast_head_refresh",
     "filter-lora-retrain": "relcurate.jobs.filter_loop:run_lora_retrain",
     "export": "relcurate.jobs.export_job:run_export_job",
+    "caption-pool": "relcurate.jobs.captioner_loop:run_caption_pool",
+    "captioner-retrain": "relcurate.jobs.captioner_loop:run_captioner_retrain",
+    "relsim-retrain": "relcurate.jobs.relsim_loop:run_relsim_retrain",
+    "relsim-reembed": "relcurate.jobs.relsim_loop:run_relsim_reembed",
 }
 
 _registered: dict[str, Handler] = {}

@@ -50,6 +50,18 @@ def learning_curve_chart(rows: list[dict]) -> alt.Chart:
     ).properties(height=260, title="Learning curves (held-out = random audit sample, out of fold)")
 
 
+def caption_outcomes_chart(rows: list[dict]) -> alt.Chart:
+    """Review outcomes per captioner version (stacked shares of the reviewed captions)."""
+    df = pd.DataFrame([{"model": r["model"], "outcome": k, "captions": r[k], "share": r[f"{k}_rate"] or 0.0}
+                       for r in rows if r["reviewed"] for k in ("accepted", "edited", "rejected")])
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("model:N", title=None), x=alt.X("share:Q", stack="normalize", title="share of reviewed",
+                                                  axis=alt.Axis(format="%")),
+        color=alt.Color("outcome:N", scale=alt.Scale(domain=["accepted", "edited", "rejected"])),
+        tooltip=["model", "outcome", "captions", alt.Tooltip("share:Q", format=".0%")],
+    ).properties(height=40 + 28 * max(1, len(df) // 3), title="Review outcomes per captioner version")
+
+
 def remaining_history(curve_versions) -> list[dict]:
     out = []
     for mv in curve_versions:

@@ -26,6 +26,7 @@ from relcurate.curation.labeling.guidelines import list_examples
 from relcurate.models.protocols import FILTER_QUESTION
 from relcurate.labeling_ui import prefetch
 from relcurate.labeling_ui.registry import PageContext
+from relcurate.training import filter_loop
 from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 
 K_UNDO = "filter_undo_stack"  # label ids decided in this session, newest last
@@ -254,8 +255,10 @@ def _image(ctx: PageContext, tasks: list[leases.Task], task: leases.Task | None,
     full_id = st.session_state.get(K_FULL)
     with st.container(key="filter_image"):
         # Mounted even when nothing is left: it still carries the acknowledgements.
+        show_origin = ctx.can("curate") or filter_loop.get_loop(ctx.ws).show_origin
         prefetch.view(ctx.ws, tasks, dwell_ms=min_dwell_ms(), can_undo=can_undo,
-                      full=(full_id, FULL_RES_MAX_SIDE) if full_id is not None else None)
+                      full=(full_id, FULL_RES_MAX_SIDE) if full_id is not None else None,
+                      origin=(lambda t: filter_loop.task_origin(ctx.ws, t)) if show_origin else None)
     if task is None:
         return
     card = get_image(ctx.ws, task.image_id)

@@ -318,8 +318,14 @@ def _candidates(ctx: PageContext, gid: int | None, members: list[int], can_add: 
         _candidate_grid(ctx, "browse", cards, gid, can_add, members)
         return
     c1, c2 = st.columns([2, 1])
-    space = c1.selectbox("Embedding space", gs.available_spaces(ctx.ws), key=K_SPACE,
-                         help="attribute: built-in colour/layout features; other spaces come from trained models")
+    spaces = gs.available_spaces(ctx.ws)
+    default = gs.default_space(ctx.ws)
+    if st.session_state.get(K_SPACE) not in spaces:  # first visit, or the chosen space is gone
+        st.session_state[K_SPACE] = default
+    space = c1.selectbox("Embedding space", spaces, key=K_SPACE,
+                         format_func=lambda sp: f"{sp} (default)" if sp == default else sp,
+                         help="attribute: built-in colour/layout features; other spaces come from trained "
+                              "models; the default is the relsim version the loop last re-embedded")
     st.session_state.setdefault(K_K, 12)
     k = c2.number_input("How many", min_value=1, max_value=60, key=K_K)
     if mode == MODES[1]:

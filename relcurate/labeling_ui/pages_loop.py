@@ -1,6 +1,6 @@
 """Active learning (admins): the filter loop's settings, buttons that enqueue a fast-head refresh
-or a LoRA retrain (the worker runs them: nothing long happens in this request), the job list
-with state, progress and errors, and the loop's charts."""
+or a LoRA retrain (the worker runs them: nothing long happens in this request), the captioner and
+relsim loops (loop_models.py), the job list with state, progress and errors, and the loop's charts."""
 from __future__ import annotations
 
 import pandas as pd
@@ -9,6 +9,7 @@ import streamlit as st
 from relcurate.db import jobs as job_store
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.loop_charts import render_loop_charts
+from relcurate.labeling_ui.loop_models import render_captioner, render_relsim
 from relcurate.labeling_ui.registry import PageContext
 from relcurate.training import filter_loop
 
@@ -60,6 +61,8 @@ def render(ctx: PageContext) -> None:
                     placeholder="a registered model or a local path", help="The job fails clearly without one.")
     b[1].button("Retrain filter (LoRA)", key="loop_retrain", on_click=_enqueue, args=(ctx, "retrain"))
     st.caption("Both run in the background worker (relcurate worker); this page only queues them.")
+    render_captioner(ctx)
+    render_relsim(ctx)
 
     st.subheader("Jobs")
     counts = job_store.job_counts(ctx.ws.engine)

@@ -147,12 +147,13 @@ def ordered(tasks: list[leases.Task]) -> list[leases.Task]:
     return sorted(tasks, key=lambda t: t.image_id != front)
 
 
-def _item(ws, task: leases.Task, full_side: int | None, have: set[str]) -> dict:
+def _item(ws, task: leases.Task, full_side: int | None, have: set[str], origin: str = "") -> dict:
     full = full_side is not None
     card = get_image(ws, task.image_id)
     variant = "full" if full else "fit"
     item = {"rid": task.request_id, "image_id": task.image_id, "v": variant,
-            "alt": " ".join(str(card.alt_text).split())[:ALT_MAX] if card is not None and card.alt_text else ""}
+            "alt": " ".join(str(card.alt_text).split())[:ALT_MAX] if card is not None and card.alt_text else "",
+            "origin": origin}
     data = large_bytes(card, full_side)
     if not data:
         return {**item, "missing": True}
@@ -163,9 +164,12 @@ def _item(ws, task: leases.Task, full_side: int | None, have: set[str]) -> dict:
     return item
 
 
-def view(ws, tasks: list[leases.Task], *, dwell_ms: int, full: tuple[int, int] | None, can_undo: bool) -> None:
+def view(ws, tasks: list[leases.Task], *, dwell_ms: int, full: tuple[int, int] | None, can_undo: bool,
+         origin=None) -> None:
     """Mount the component with these tasks (in showing order) and the acknowledgements;
-    `full` = (image id, longest side) of the one image asked for at full resolution."""
+    `full` = (image id, longest side) of the one image asked for at full resolution;
+    `origin(task)` = what queued it (strategy, model version), shown with that image (travels per
+    item: the browser swaps images without a rerun, so a page caption would name the wrong one)."""
     msg = _message()
     tab = msg.get("tab") if isinstance(msg.get("tab"), str) else ""
     have = {h for h in msg.get("have", []) if isinstance(h, str)} if isinstance(msg.get("have"), list) else set()
@@ -179,7 +183,8 @@ def view(ws, tasks: list[leases.Task], *, dwell_ms: int, full: tuple[int, int] |
         "ack": st.session_state.get(K_APPLIED, {}).get(tab, 0),
         "refused": [r for r in st.session_state.get(K_REFUSED, []) if r["tab"] == tab],
         "error": st.session_state.get(K_ERROR),
-        "items": [_item(ws, t, full[1] if full and full[0] == t.image_id else None, have) for t in tasks],
+        "items": [_item(ws, t, full[1] if full and full[0] == t.image_id else None, have,
+                        origin(t) if origin else "") for t in tasks],
         "front_rev": st.session_state.get(K_FRONT_REV, 0),
         "dwell_ms": dwell_ms,
         "empty": not tasks,

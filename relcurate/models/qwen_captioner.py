@@ -57,6 +57,7 @@ class CaptionResult:
     text: str  # cleaned caption
     raw: str  # decoded model output
     check: Any = None  # the checker's verdict, if a checker was given
+    confidence: float | None = None  # mean log-probability of the generated tokens (<= 0)
 
 
 class QwenCaptioner:
@@ -102,12 +103,12 @@ class QwenCaptioner:
     def caption_results(self, images: Sequence[Image.Image]) -> list[CaptionResult]:
         """One cleaned (and checked) caption per image, in input order."""
         fitted = [limit_pixels(im, self.max_pixels) for im in images]
-        raws: list[str] = [""] * len(fitted)
+        out: list[tuple[str, float | None]] = [("", None)] * len(fitted)
         for idx in size_batches([im.width * im.height for im in fitted], self.batch_size):
             convs = [user_turn([fitted[i]], self.prompt) for i in idx]
-            for i, raw in zip(idx, self._generate(convs)):
-                raws[i] = raw
-        return [self._result(raw) for raw in raws]
+            for i, gen in zip(idx, self._generate(convs)):
+                out[i] = gen
+        return [self._result(*gen) for gen in out]
 
     def caption_group_result(self, images: Sequence[Image.Image]) -> CaptionResult:
         """One caption for all images together (a single multi-image prompt)."""
@@ -115,12 +116,13 @@ class QwenCaptioner:
             raise ValueError("caption_group needs at least one image")
         fitted = [limit_pixels(im, self.group_max_pixels) for im in images]
         conv = user_turn(fitted, self.group_prompt.format(n=len(fitted)))
-        return self._result(self._generate([conv])[0])
+        return self._result(*self._generate([conv])[0])
 
     # ------------------------------------------------------------------ internals
-    def _result(self, raw: str) -> CaptionResult:
+    def _result(self, raw: str, confidence: float | None = None) -> CaptionResult:
         text = clean_caption(raw)
-        return CaptionResult(text=text, raw=raw, check=self.checker(text) if self.checker else None)
+        return CaptionResult(text=text, raw=raw, check=self.checker(text) if self.checker else None,
+                             confidence=confidence)
 
     def _generation_config(self):
         s = self.generation
@@ -138,7 +140,8 @@ class QwenCaptioner:
         return gc
 
     @torch.inference_mode()
-    def _generate(self, conversations: list[list[dict]]) -> list[str]:
+    def _generate(self, conversations: list[list[dict]]) -> list[tuple[str, float | None]]:
+        """(decoded new tokens, their mean log-probability) per conversation."""
         batch = encode_prompts(self.processor, conversations, add_generation_prompt=True)
         batch = to_device(batch, input_device(self.model))
         if self.generation.do_sample and self.generation.seed is not None:
@@ -146,11 +149,30 @@ class QwenCaptioner:
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model.generate(**batch, generation_config=self._generation_config())
+            out = self.model.generate(**batch, generation_config=self._generation_config(),
+                                      return_dict_in_generate=True, output_logits=True)
         finally:
             self.model.train(was_training)
-        new_tokens = out[:, batch["input_ids"].shape[1] :]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return list(zip(texts, self._mean_logprob(new_tokens, out.logits)))
+
+    def _mean_logprob(self, tokens: torch.Tensor, logits: tuple[torch.Tensor, ...] | None) -> list[float | None]:
+        """Mean log-probability (the model's raw logits, before any sampling warpers) of each row's
+        tokens up to and including its first end token; padding after it is not counted."""
+        if not logits:
+            return [None] * tokens.shape[0]
+        steps = min(len(logits), tokens.shape[1])
+        lp = torch.stack([torch.log_softmax(logits[t].float(), dim=-1).gather(1, tokens[:, t : t + 1].to(logits[t].device))
+                          .squeeze(1).cpu() for t in range(steps)], dim=1)
+        eos = self._generation_config().eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        out: list[float | None] = []
+        for row in range(tokens.shape[0]):
+            ids = tokens[row, :steps].tolist()
+            end = next((t + 1 for t, tok in enumerate(ids) if tok in eos), steps)
+            out.append(float(lp[row, :end].mean()) if end else None)
+        return out
 
 
 def load_backend(spec) -> QwenCaptioner:

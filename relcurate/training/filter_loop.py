@@ -27,6 +27,10 @@ class LoopSettings:
     every: int = 50  # refresh after this many newly decided images
     name: str = FAST_HEAD_NAME
     enabled: bool = True
+    # The filter page shows every annotator which strategy and model version queued the image (the
+    # demo does, to show the loop at work); off, only curators and admins see it, since "positive"
+    # tells an annotator what the model expects.
+    show_origin: bool = False
 
 
 def get_loop(ws: Workspace) -> LoopSettings:
@@ -36,7 +40,8 @@ def get_loop(ws: Workspace) -> LoopSettings:
 
 def configure_loop(ws: Workspace, *, embedding: str | None = None, every: int | None = None,
                    strategy: str | None = None, mix: dict[str, float] | None = None,
-                   enabled: bool | None = None, user_id: int | None = None) -> LoopSettings:
+                   enabled: bool | None = None, show_origin: bool | None = None,
+                   user_id: int | None = None) -> LoopSettings:
     """Change the loop settings (only the arguments given)."""
     cur = get_loop(ws)
     if embedding is not None:
@@ -46,13 +51,31 @@ def configure_loop(ws: Workspace, *, embedding: str | None = None, every: int | 
         raise ValueError("refresh interval must be at least 1 label")
     new = LoopSettings(embedding=embedding if embedding is not None else cur.embedding,
                        every=every if every is not None else cur.every, name=cur.name,
-                       enabled=enabled if enabled is not None else cur.enabled)
+                       enabled=enabled if enabled is not None else cur.enabled,
+                       show_origin=show_origin if show_origin is not None else cur.show_origin)
     params = dict(leases.get_config(ws.engine, leases.FILTER).params or {})
-    params["loop"] = {"embedding": new.embedding, "every": new.every, "name": new.name, "enabled": new.enabled}
+    params["loop"] = {"embedding": new.embedding, "every": new.every, "name": new.name, "enabled": new.enabled,
+                      "show_origin": new.show_origin}
     if mix is not None:
         params["mix"] = normalise_mix(mix)
     leases.set_config(ws.engine, leases.FILTER, strategy=strategy, params=params, user_id=user_id)
     return new
+
+
+def task_origin(ws: Workspace, task: leases.Task) -> str:
+    """What put this task in the queue, for the filter page: "uncertainty · fast-head v3", or
+    "random". A gold task reads as "random" (honeypots are never revealed to annotators)."""
+    if task.is_gold or task.strategy == leases.GOLD_STRATEGY:
+        return "random"
+    if task.model_version_id is None:
+        return task.strategy
+    from relcurate.models.registry import ModelNotFound, get_model_version_by_id
+
+    try:
+        mv = get_model_version_by_id(ws, task.model_version_id)
+    except ModelNotFound:
+        return f"{task.strategy} · model #{task.model_version_id}"
+    return f"{task.strategy} · {mv.name} v{mv.version}"
 
 
 def labels_since_refresh(ws: Workspace, settings: LoopSettings | None = None) -> tuple[int, int]:

@@ -136,6 +136,16 @@ def available_spaces(ws: Workspace) -> list[str]:
     return [BUILTIN_SPACE, *sorted(p.parent.name for p in saved if p.parent.name != BUILTIN_SPACE)]
 
 
+def default_space(ws: Workspace) -> str:
+    """The space "more like this group" searches unless told otherwise: the workspace setting
+    (set when a relsim version is re-embedded and made the default), while its index exists;
+    else the built-in one. Other spaces stay selectable side by side."""
+    from relcurate.curation.workspace_settings import RELSIM_SPACE, get_setting
+
+    chosen = get_setting(ws, RELSIM_SPACE)
+    return chosen if chosen and chosen in available_spaces(ws) else BUILTIN_SPACE
+
+
 def open_space(ws: Workspace, space: str) -> VectorIndex | None:
     """The saved index of a space (cached in memory until its files change), or None."""
     d = space_dir(ws, space)
@@ -277,9 +287,11 @@ def _search_filtered(session: Session, ws: Workspace, index: VectorIndex, query:
         fetch *= 4
 
 
-def more_like_group(ws: Workspace, member_ids: Sequence[int], *, space: str = BUILTIN_SPACE, k: int = 12,
+def more_like_group(ws: Workspace, member_ids: Sequence[int], *, space: str | None = None, k: int = 12,
                     flt: BrowseFilter | None = None) -> GroupNeighbours:
-    """Candidates for a group: centroid neighbours and leave-one-out neighbours (members excluded)."""
+    """Candidates for a group: centroid neighbours and leave-one-out neighbours (members excluded).
+    `space` None: the workspace's default space (`default_space`)."""
+    space = space or default_space(ws)
     index = _space(ws, space)
     found, vecs = vectors_of(index, member_ids)
     missing = [i for i in member_ids if i not in found]

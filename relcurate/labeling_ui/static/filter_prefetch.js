@@ -109,7 +109,10 @@ function show(item) {
   S.current = item || null;
   S.paintedAt = 0;
   document.querySelector(BOX)?.classList.remove("rc-zoom");
-  S.alt.textContent = item && item.alt ? `Alt-text: ${item.alt}` : "";
+  const lines = [];
+  if (item && item.alt) lines.push(`Alt-text: ${item.alt}`);
+  if (item && item.origin) lines.push(`Queued by ${item.origin}`);
+  S.alt.textContent = lines.join(" \u00b7 ");
   if (!item) {
     S.stage.replaceChildren(S.data.empty ? text("") : text("Loading the next image…"));
     return;
