@@ -132,3 +132,31 @@ def test_mining_with_a_trained_relsim(ws, relations_relsim):
           f"(a random pair: {random_rate:.1%})")
     assert share >= 3 * random_rate
     assert share >= MIN_TRAINED_SHARE, [(truth[p["a"]]["template"], truth[p["b"]]["template"]) for p in pairs]
+
+
+def test_standardised_scoring_is_exact_and_scale_free():
+    """The z-scores use the exact mean/spread of all pair cosines (closed form, no n x n matrix),
+    and a relational space squeezed into a narrow band (an anisotropic relsim) ranks the same as
+    its spread-out version: the raw difference would let the attribute space decide alone."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    sims = (X @ X.T)[np.triu_indices(30, 1)]
+    mean, sd = mining.pair_cosine_moments(X)
+    assert np.isclose(mean, sims.mean()) and np.isclose(sd, sims.std())
+
+    ids = np.arange(30)
+    A = rng.normal(size=(30, 8))
+    A /= np.linalg.norm(A, axis=1, keepdims=True)
+    squeezed = np.hstack([np.full((30, 1), 3.0), 0.3 * X])  # every cosine near 1
+    squeezed /= np.linalg.norm(squeezed, axis=1, keepdims=True)
+    wide = mining.rank_pairs(mining.PairedSpaces(ids, X, A, "r", "a"), top=10)
+    narrow = mining.rank_pairs(mining.PairedSpaces(ids, squeezed, A, "r", "a"), top=10)
+    raw = mining.rank_pairs(mining.PairedSpaces(ids, squeezed, A, "r", "a"), top=10, scoring="raw")
+    by_attr = [(p.a, p.b) for p in mining.rank_pairs(mining.PairedSpaces(ids, np.zeros_like(A), A, "r", "a"), top=10)]
+    overlap = len({(p.a, p.b) for p in wide} & {(p.a, p.b) for p in narrow})
+    assert overlap >= 6, overlap
+    assert len({(p.a, p.b) for p in raw} & set(by_attr)) > len({(p.a, p.b) for p in narrow} & set(by_attr))
+    assert all(p.gap >= q.gap for p, q in zip(narrow, narrow[1:]))
+    with pytest.raises(ValueError):
+        mining.rank_pairs(mining.PairedSpaces(ids, X, A, "r", "a"), scoring="cosine")

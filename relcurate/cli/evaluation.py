@@ -186,6 +186,7 @@ def mine(
     top: int = 200,
     skip_grouped: Annotated[bool, typer.Option(help="Leave out pairs already in one seed group.")] = True,
     min_relational: Optional[float] = None,
+    scoring: Annotated[str, typer.Option(help="z: standardise each similarity over all pairs first; raw: plain difference.")] = "z",
     workspace: WorkspaceOpt = Path("."),
     db: DbOpt = None,
 ) -> None:
@@ -199,8 +200,8 @@ def mine(
     try:
         with progress_bar("mine") as update:
             rid = run_mining(ws, relational=relational, attribute=attribute, top=top, skip_grouped=skip_grouped,
-                             min_relational=min_relational, progress=update)
-    except (SpaceUnavailable, ModelNotFound) as exc:
+                             min_relational=min_relational, scoring=scoring, progress=update)
+    except (SpaceUnavailable, ModelNotFound, ValueError) as exc:
         _fail(exc)
     pairs = read_result(ws, get_run(ws, rid))["pairs"]
     table = Table(f"pair (mining run #{rid})", "relational", "attribute", "gap")

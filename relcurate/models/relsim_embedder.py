@@ -47,6 +47,10 @@ LORA_TARGETS = ("q_proj", "v_proj")
 # A tiny model built from config has a random vision tower: LoRA must reach it too (vision qkv and
 # the MLPs, whose names the language model shares) for relations to be learnable at all.
 VISION_AND_TEXT_TARGETS = ("q_proj", "v_proj", "qkv", "gate_proj", "up_proj", "down_proj")
+# Every linear/conv layer of a tiny random model, the patch embedding and the vision merger
+# included: a frozen random patch projection throws away most of a patch's shape information.
+TINY_ALL_TARGETS = VISION_AND_TEXT_TARGETS + ("k_proj", "o_proj", "attn.proj", "patch_embed.proj",
+                                              "merger.mlp.0", "merger.mlp.2")
 
 
 def relsim_preprocess(image: Image.Image, image_size: int | None = DEFAULT_IMAGE_SIZE) -> Image.Image:
