@@ -4,6 +4,7 @@ revocation both end the session for every later reload."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from relcurate import accounts, web_sessions
 from relcurate.testing.browser import chromium_browser, browser_skip_reason, login, streamlit_server, wait_idle
@@ -44,8 +45,13 @@ def _signed_in(page) -> bool:
 
 
 def _sign_in_form(page) -> bool:
-    wait_idle(page)
-    return page.get_by_role("button", name="Sign in").count() > 0
+    """The sign-in form shows (waited for: right after a click the rerun may not have started, so
+    an idle page can still be the old one)."""
+    try:
+        page.get_by_role("button", name="Sign in").wait_for(timeout=15_000)
+    except PlaywrightTimeout:
+        return False
+    return True
 
 
 def test_reload_keeps_the_session_and_the_page(served, tab):
