@@ -10,7 +10,7 @@ from relcurate import accounts
 from relcurate.curation.intake import ingest_and_queue
 from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
-from relcurate.testing.apptest import goto, prefetch_data
+from relcurate.testing.apptest import sign_in, goto, prefetch_data
 from relcurate.testing.images import make_jpeg_folder
 from relcurate.workspace import Workspace
 
@@ -31,9 +31,7 @@ def test_full_resolution_on_request(tmp_path, monkeypatch):
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.delenv(auth.IDLE_ENV, raising=False)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input("ann")
-    at.text_input(key="login_password").input("ann-password-1")
-    at.button[0].click().run()
+    sign_in(at, "ann", "ann-password-1")
     goto(at, "filter")
     assert not at.exception
     assert _shown_width(at) == 1280  # the display rendition, sharp at the shown size

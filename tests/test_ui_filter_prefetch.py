@@ -20,7 +20,7 @@ from relcurate.db.models import FilterLabel
 from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.prefetch import DEFAULT_DEPTH
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
-from relcurate.testing.apptest import goto, prefetch_data, send_prefetch
+from relcurate.testing.apptest import sign_in, goto, prefetch_data, send_prefetch
 from relcurate.workspace import Workspace
 from streamlit.testing.v1 import AppTest
 
@@ -42,9 +42,7 @@ def page(tmp_path, monkeypatch):
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.delenv(auth.IDLE_ENV, raising=False)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input("ann")
-    at.text_input(key="login_password").input("ann-password-1")
-    at.button[0].click().run()
+    sign_in(at, "ann", "ann-password-1")
     goto(at, "filter")
     assert not at.exception, at.exception
     yield at, ws, user.id

@@ -8,6 +8,13 @@ from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 
+def sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    """Fill the sign-in form and submit it (the form's button is the page's first)."""
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    return at.button[0].click().run()
+
+
 def goto(at: AppTest, url_path: str) -> AppTest:
     """What a browser does for http://host/<url_path>: request the page whose hash is that path's.
     (AppTest.switch_page only knows file-based pages; ours are functions.)"""
