@@ -52,6 +52,7 @@ PAGES: list[PageSpec] = [
     PageSpec("duplicates", "Near-duplicates", ":material/content_copy:", f"{_UI}.pages_duplicates:render", "curate",
              "Curation"),
     PageSpec("review", "Caption review", ":material/rate_review:", f"{_UI}.pages_review:render", "review", "Curation"),
+    PageSpec("export", "Export", ":material/download:", f"{_UI}.pages_export:render", "export", "Curation"),
     PageSpec("filter", "Filter labeling", ":material/rule:", f"{_UI}.pages_filter:render", "label", "Labeling"),
     PageSpec("ab-study", "A/B study", ":material/compare:", f"{_UI}.pages_ab_study:render", "label", "Labeling"),
     PageSpec("adjudicate", "Adjudication", ":material/gavel:", f"{_UI}.pages_adjudicate:render", "adjudicate", "Labeling"),
