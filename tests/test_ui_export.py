@@ -50,6 +50,10 @@ def _preview(at):
     return next((d.value for d in at.dataframe if "split" in d.value.columns), None)
 
 
+def _frame(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def _shown(elements) -> str:
     return " ".join(as_displayed(e.value) for e in elements)
 
@@ -100,6 +104,7 @@ def test_preview_warning_enqueue_once_and_finished_job(curated, monkeypatch):
     assert queued[0].params["name"] == "my-relsim" and queued[0].params["seed"] == seed
     assert queued[0].requested_by == next(u.id for u in accounts.list_users(ws.engine) if u.username == "cur")
     assert at.get("progress")  # the live job's progress bar
+    assert _frame(at, "requested by")["requested by"].tolist() == ["cur"]  # a name, not a user id
     assert run_worker(ws, exit_when_idle=True) == 1
     at.run()
     assert job_store.get_job(ws.engine, queued[0].id).state == "done"

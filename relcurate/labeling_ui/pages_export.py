@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from relcurate import accounts
 from relcurate.db import jobs as job_store
 from relcurate.exports.archive import manifest_for_display, zip_export
 from relcurate.exports.common import ExportError
@@ -127,12 +128,13 @@ def _preview(ctx: PageContext, params: dict) -> bool:
     return not pv.exists or bool(params.get("overwrite"))  # an existing folder would only fail the job
 
 
-def jobs_frame(jobs) -> pd.DataFrame:
+def jobs_frame(jobs, names: dict[int, str] | None = None) -> pd.DataFrame:
+    names = names or {}
     return pd.DataFrame([{
         "id": j.id, "folder": (j.params or {}).get("name", ""), "format": (j.params or {}).get("format", ""),
         "state": j.state, "progress": float(j.progress), "note": j.progress_note or "",
         "error": (j.error or "").splitlines()[0][:200] if j.error else "",
-        "requested by": j.requested_by, "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "requested by": names.get(j.requested_by, j.requested_by or ""), "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
     } for j in jobs], columns=["id", "folder", "format", "state", "progress", "note", "error", "requested by", "created"])
 
 
@@ -186,7 +188,8 @@ def _jobs_view(ctx: PageContext, was_live: bool) -> None:
     for j in live:
         st.progress(float(j.progress), text=escape_md(f"job {j.id}: exports/{(j.params or {}).get('name', '')} "
                                                       f"{j.state} {j.progress_note or ''}"))
-    st.dataframe(jobs_frame(jobs), hide_index=True, key="exp_jobs",
+    names = {u.id: u.username for u in accounts.list_users(ctx.ws.engine)}
+    st.dataframe(jobs_frame(jobs, names), hide_index=True, key="exp_jobs",
                  column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
     done = [j for j in jobs if j.state == "done" and j.result]
     for i, j in enumerate(done[:5]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from relcurate import accounts
 from relcurate.db import jobs as job_store
 from relcurate.labeling_ui.escaping import escape_md
 from relcurate.labeling_ui.loop_charts import render_loop_charts
@@ -32,12 +33,13 @@ def _enqueue(ctx: PageContext, what: str) -> None:
     st.session_state[K_FLASH] = ("success", f"Job {enq.job.id} ({enq.job.kind}) {verb}.")
 
 
-def jobs_frame(jobs) -> pd.DataFrame:
+def jobs_frame(jobs, names: dict[int, str] | None = None) -> pd.DataFrame:
+    names = names or {}
     return pd.DataFrame([{
         "id": j.id, "kind": j.kind, "state": j.state, "progress": float(j.progress),
         "note": j.progress_note or "", "attempts": f"{j.attempts}/{j.max_attempts}",
         "error": (j.error or "").splitlines()[0][:200] if j.error else "",
-        "requested by": j.requested_by, "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "requested by": names.get(j.requested_by, j.requested_by or ""), "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
     } for j in jobs], columns=["id", "kind", "state", "progress", "note", "attempts", "error", "requested by", "created"])
 
 
@@ -69,7 +71,8 @@ def render(ctx: PageContext) -> None:
     st.caption(escape_md(", ".join(f"{k}: {v}" for k, v in counts.items())))
     jobs = job_store.list_jobs(ctx.ws.engine, limit=50)
     if jobs:
-        st.dataframe(jobs_frame(jobs), hide_index=True,
+        names = {u.id: u.username for u in accounts.list_users(ctx.ws.engine)}
+        st.dataframe(jobs_frame(jobs, names), hide_index=True,
                      column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
         failed = [j for j in jobs if j.state == "failed"]
         for j in failed[:5]:
