@@ -23,6 +23,12 @@ def test_labeling_commands(sqlite_workspace, tmp_path):
     r = runner.invoke(app, ["config", "--overlap-fraction", "1.0", "--lease-minutes", "30", *w])
     assert r.exit_code == 0 and leases.get_config(ws.engine).lease_seconds == 1800
     assert runner.invoke(app, ["config", "--overlap-fraction", "2", *w]).exit_code == 2
+    assert leases.min_dwell_ms(ws.engine) == 200  # never set: the default
+    r = runner.invoke(app, ["config", "--min-dwell-ms", "350", *w])
+    assert r.exit_code == 0 and "350" in r.output and leases.min_dwell_ms(ws.engine) == 350
+    assert leases.get_config(ws.engine).lease_seconds == 1800  # the other settings stay
+    r = runner.invoke(app, ["config", "--min-dwell-ms", "-1", *w])
+    assert r.exit_code == 2 and "dwell" in r.output and leases.min_dwell_ms(ws.engine) == 350
     assert runner.invoke(app, ["gold", str(imgs[3]), "yes", *w]).exit_code == 0
     assert runner.invoke(app, ["gold", str(imgs[3]), "maybe", *w]).exit_code == 2
 

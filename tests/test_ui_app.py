@@ -21,7 +21,7 @@ from relcurate.curation.intake import ingest_and_queue as ingest_source
 from relcurate.labeling_ui import auth, registry
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
+from relcurate.testing.apptest import as_displayed, goto, sign_in, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 SCRIPT_ALT = "<script>alert(1)</script>"
@@ -64,9 +64,7 @@ def app(ui_ws, monkeypatch) -> AppTest:
 
 
 def login(at: AppTest, username: str, password: str | None = None) -> AppTest:
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(PASSWORDS.get(username, "") if password is None else password)
-    return at.button[0].click().run()
+    return sign_in(at, username, PASSWORDS.get(username, "") if password is None else password)
 
 
 def everything_text(at: AppTest) -> str:

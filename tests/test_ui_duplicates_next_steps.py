@@ -12,7 +12,7 @@ from relcurate.curation.ingest import dedup_review
 from relcurate.curation.intake import ingest_and_queue
 from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
-from relcurate.testing.apptest import as_displayed, goto, titles, url_paths
+from relcurate.testing.apptest import as_displayed, goto, sign_in, titles, url_paths
 from relcurate.testing.images import make_near_copies_folder
 from relcurate.workspace import Workspace
 
@@ -34,9 +34,7 @@ def app(tmp_path, monkeypatch):
 
 
 def _login(at, name):
-    at.text_input(key="login_username").input(name)
-    at.text_input(key="login_password").input(PW[name])
-    return at.button[0].click().run()
+    return sign_in(at, name, PW[name])
 
 
 def test_curator_reviews_pairs_and_merge_is_recorded(app):

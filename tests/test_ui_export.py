@@ -19,9 +19,7 @@ from relcurate.db import jobs as job_store
 from relcurate.exports.archive import DOWNLOADS_DIR
 from relcurate.exports.preview import preview_export
 from relcurate.jobs.worker import run_worker
-from relcurate.labeling_ui import auth
-from relcurate.labeling_ui.resources import WORKSPACE_ENV
-from relcurate.testing.apptest import as_displayed, component_protos, goto, titles, url_paths
+from relcurate.testing.apptest import as_displayed, component_protos, goto, signed_in, titles, url_paths
 from relcurate.testing.exports import PASSWORD, build_curated
 from relcurate.workspace import Workspace
 
@@ -37,12 +35,7 @@ def curated(tmp_path):
 
 
 def _app(ws, monkeypatch, user) -> AppTest:
-    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
-    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input(user)
-    at.text_input(key="login_password").input(PASSWORD)
-    return at.button[0].click().run()
+    return signed_in(ws.root, monkeypatch, user, PASSWORD)
 
 
 def _preview(at):

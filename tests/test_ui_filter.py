@@ -24,7 +24,7 @@ from relcurate.labeling_ui.pages_filter import K_RECENT, K_UNDO
 from relcurate.labeling_ui.prefetch import prefetch_depth
 from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
-from relcurate.testing.apptest import as_displayed, component_protos, goto, prefetch_data, titles, url_paths
+from relcurate.testing.apptest import as_displayed, component_protos, goto, prefetch_data, sign_in, titles, url_paths
 
 APP = Path(__file__).resolve().parents[1] / "relcurate" / "labeling_ui" / "app.py"
 
@@ -73,9 +73,7 @@ def everything_text(at: AppTest) -> str:
 
 
 def login(at: AppTest, username: str) -> AppTest:
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(f"{username}-password")
-    at.button[0].click().run()
+    sign_in(at, username, f"{username}-password")
     assert not at.exception, at.exception
     return at
 
@@ -260,8 +258,14 @@ def test_admin_sets_queue_gold_and_guidelines(app, fws):
     assert not app.exception and titles(app) == ["Labeling setup"]
     app.slider(key="la_gold").set_value(0.05)
     app.selectbox(key="la_strategy").set_value("sequential")
+    assert app.number_input(key="la_dwell").value == 200
+    app.number_input(key="la_dwell").set_value(450)
     next(b for b in app.button if b.label == "Save settings").click().run()
     assert not app.exception and leases.get_config(fws.engine).gold_rate == pytest.approx(0.05)
+    assert leases.min_dwell_ms(fws.engine) == 450
+    goto(app, "filter")  # the admin labels too: the page hands the browser the new dwell
+    assert prefetch_data(app)["dwell_ms"] == 450
+    goto(app, "label-setup")
 
     app.number_input(key="la_ex_image").set_value(3)
     app.selectbox(key="la_ex_answer").set_value("yes")

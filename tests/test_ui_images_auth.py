@@ -34,16 +34,15 @@ from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 from relcurate.testing import browser as st_browser
+from relcurate.testing.apptest import signed_in
 from relcurate.testing.groups import populate
 from relcurate import accounts
 from relcurate.curation.groups import captions
 from relcurate.curation.labeling import guidelines, labels, leases
 from relcurate.curation.groups.membership import create_group
 from relcurate.db.models import GroupStatus
-from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.images import image_html, show_image
 from relcurate.labeling_ui.prefetch import prefetch_depth
-from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,12 +180,7 @@ def _inline_images(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("url_path", ["filter", "browse", "groups", "review", "adjudicate", "label-setup"])
 def test_every_page_draws_its_images_inline(iws, monkeypatch, url_path):
     ws, _, users = iws
-    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
-    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input("boss")
-    at.text_input(key="login_password").input("boss-password")
-    at.button[0].click().run()
+    at = signed_in(ws.root, monkeypatch, "boss", "boss-password")
     _goto(at, url_path)
     if url_path == "browse":  # the large view too
         at.button(key=next(b.key for b in at.button if (b.key or "").startswith("browse_open_"))).click().run()

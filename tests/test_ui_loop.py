@@ -11,12 +11,10 @@ from relcurate import accounts
 from relcurate.curation.labeling import labels, leases
 from relcurate.db import jobs
 from relcurate.jobs.worker import run_worker
-from relcurate.labeling_ui import auth
 from relcurate.labeling_ui.loop_charts import composition_chart, learning_curve_chart, remaining_chart, yes_rate_chart
-from relcurate.labeling_ui.resources import WORKSPACE_ENV
 from relcurate.models.registry import register_model
 from relcurate.testing.al_sim import store_vectors, synthetic_vectors
-from relcurate.testing.apptest import goto, titles, url_paths
+from relcurate.testing.apptest import goto, signed_in, titles, url_paths
 from relcurate.testing.labeling import add_image_rows
 from relcurate.training import filter_loop
 from relcurate.training.fast_head import refresh_fast_head
@@ -53,12 +51,7 @@ def loop_ws(tmp_path):
 
 
 def _app(ws, monkeypatch, user, pw) -> AppTest:
-    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
-    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input(user)
-    at.text_input(key="login_password").input(pw)
-    return at.button[0].click().run()
+    return signed_in(ws.root, monkeypatch, user, pw)
 
 
 def _charts(at) -> int:

@@ -38,14 +38,17 @@ def config(
     gold_rate: Annotated[Optional[float], typer.Option(help="Chance that a task is a gold question.")] = None,
     lease_minutes: Annotated[Optional[int], typer.Option(help="How long a handed-out task is reserved.")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Task order (random, sequential, or a registered one).")] = None,
+    min_dwell_ms: Annotated[Optional[int], typer.Option(help="How long an image must be on screen before a key counts.")] = None,
     workspace: WorkspaceOpt = Path("."), db: DbOpt = None,
 ) -> None:
     """Show the queue settings, or change the ones given."""
+    from relcurate.curation.labeling import leases
     from relcurate.curation.labeling.leases import QueueError, get_config, set_config
 
     ws = open_workspace(workspace, db)
     changes = dict(overlap_k=overlap_k, overlap_fraction=overlap_fraction, gold_rate=gold_rate,
-                   lease_seconds=lease_minutes * 60 if lease_minutes is not None else None, strategy=strategy)
+                   lease_seconds=lease_minutes * 60 if lease_minutes is not None else None, strategy=strategy,
+                   min_dwell_ms=min_dwell_ms)
     if any(v is not None for v in changes.values()):
         try:
             set_config(ws.engine, **changes)
@@ -56,6 +59,7 @@ def config(
     table = Table("setting", "value")
     for name in ("overlap_k", "overlap_fraction", "gold_rate", "lease_seconds", "strategy"):
         table.add_row(name, escape(str(getattr(cfg, name))))
+    table.add_row("min_dwell_ms", str(leases.min_dwell_ms(ws.engine)))
     console.print(table)
 
 

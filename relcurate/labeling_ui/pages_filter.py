@@ -13,7 +13,6 @@ their callbacks below decide the first held task, for a page without the script 
 """
 from __future__ import annotations
 
-import os
 import time
 
 import streamlit as st
@@ -39,8 +38,6 @@ FULL_RES_MAX_SIDE = 8192  # "full resolution" up to this; larger originals are d
 SHORTCUTS = {"yes": "Y", "no": "N", "skip": "S"}
 UNDO_KEY = "U"
 SYNC_EVERY_S = 30
-DWELL_ENV = "RELCURATE_MIN_DWELL_MS"
-DEFAULT_DWELL_MS = 200
 
 
 # Zoom (Z or a click on the image, see static/filter_prefetch.js): the display rendition (up to 1280 px)
@@ -54,14 +51,6 @@ _CSS = """<style>
 .st-key-filter_answers [data-testid="stColumn"] { min-width: 6.5rem; flex: 1 1 6.5rem; }
 .st-key-filter_answers button p { white-space: nowrap; }
 </style>"""
-
-
-def min_dwell_ms() -> int:
-    """How long an image must be on screen before a key counts (env RELCURATE_MIN_DWELL_MS)."""
-    try:
-        return max(0, int(os.environ.get(DWELL_ENV, "") or DEFAULT_DWELL_MS))
-    except ValueError:
-        return DEFAULT_DWELL_MS
 
 
 @st.cache_data(ttl=SYNC_EVERY_S, show_spinner=False)
@@ -256,7 +245,7 @@ def _image(ctx: PageContext, tasks: list[leases.Task], task: leases.Task | None,
     with st.container(key="filter_image"):
         # Mounted even when nothing is left: it still carries the acknowledgements.
         show_origin = ctx.can("curate") or filter_loop.get_loop(ctx.ws).show_origin
-        prefetch.view(ctx.ws, tasks, dwell_ms=min_dwell_ms(), can_undo=can_undo,
+        prefetch.view(ctx.ws, tasks, dwell_ms=leases.min_dwell_ms(ctx.ws.engine), can_undo=can_undo,
                       full=(full_id, FULL_RES_MAX_SIDE) if full_id is not None else None,
                       origin=(lambda t: filter_loop.task_origin(ctx.ws, t)) if show_origin else None)
     if task is None:

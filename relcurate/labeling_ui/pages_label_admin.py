@@ -31,13 +31,16 @@ def _settings(ctx: PageContext) -> None:
         gold = c[0].slider("Gold rate", 0.0, 0.5, float(min(cfg.gold_rate, 0.5)), 0.01, key="la_gold",
                            help="Chance that the next task is a gold question with a known answer")
         lease = c[1].number_input("Lease (minutes)", 1, 24 * 60, max(1, cfg.lease_seconds // 60), key="la_lease")
-        strategy = st.selectbox("Task order", names, index=names.index(cfg.strategy) if cfg.strategy in names else 0,
-                                key="la_strategy")
+        strategy = c[0].selectbox("Task order", names, index=names.index(cfg.strategy) if cfg.strategy in names else 0,
+                                  key="la_strategy")
+        dwell = c[1].number_input("Minimum dwell (ms)", 0, leases.MAX_DWELL_MS, leases.min_dwell_ms(ctx.ws.engine), step=50,
+                                  key="la_dwell", help="How long an image must be on screen before a key counts "
+                                                       "(stray presses on an image nobody saw are refused)")
         if st.form_submit_button("Save settings", type="primary"):
             try:
                 leases.set_config(ctx.ws.engine, overlap_k=int(k), overlap_fraction=float(frac),
                                  gold_rate=float(gold), lease_seconds=int(lease) * 60, strategy=strategy,
-                                 user_id=ctx.user.id)
+                                 min_dwell_ms=int(dwell), user_id=ctx.user.id)
             except leases.QueueError as exc:
                 st.error(escape_md(exc))
                 return

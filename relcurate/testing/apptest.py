@@ -3,9 +3,27 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
+
+APP = Path(__file__).resolve().parents[1] / "labeling_ui" / "app.py"
+
+
+def open_app(ws_root, monkeypatch, *, timeout: float = 60) -> AppTest:
+    """The app on workspace `ws_root`, first run done (the sign-in form), no idle sign-out."""
+    from relcurate.labeling_ui import auth
+    from relcurate.labeling_ui.resources import WORKSPACE_ENV
+
+    monkeypatch.setenv(WORKSPACE_ENV, str(ws_root))
+    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
+    return AppTest.from_file(str(APP), default_timeout=timeout).run()
+
+
+def signed_in(ws_root, monkeypatch, username: str, password: str, *, timeout: float = 60) -> AppTest:
+    """`open_app`, then signed in as `username`."""
+    return sign_in(open_app(ws_root, monkeypatch, timeout=timeout), username, password)
 
 
 def sign_in(at: AppTest, username: str, password: str) -> AppTest:

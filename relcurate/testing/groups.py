@@ -92,17 +92,9 @@ APP = Path(__file__).resolve().parents[1] / "labeling_ui" / "app.py"  # relcurat
 
 def open_app(ws: Workspace, monkeypatch, username: str, password: str, page: str | None = None):
     """A fresh AppTest session signed in as `username`, optionally on the page at /`page`."""
-    from streamlit.testing.v1 import AppTest
+    from relcurate.testing.apptest import signed_in
 
-    from relcurate.labeling_ui import auth
-    from relcurate.labeling_ui.resources import WORKSPACE_ENV
-
-    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
-    monkeypatch.delenv(auth.IDLE_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(password)
-    at.button[0].click().run()
+    at = signed_in(ws.root, monkeypatch, username, password)
     assert not at.exception, at.exception
     return goto(at, page) if page else at
 

@@ -26,6 +26,7 @@ Counting rule: an assignment counts towards its image's target while it is `leas
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -109,6 +110,28 @@ def get_config(engine: Engine, kind: str = FILTER) -> QueueConfig:
         return _config(s, kind)
 
 
+MAX_DWELL_MS = 5000
+DWELL_KEY = "min_dwell_ms"  # in QueueConfig.params: how long an image is on screen before a key counts
+
+
+DWELL_ENV = "RELCURATE_MIN_DWELL_MS"  # the fallback when the workspace never set one
+DEFAULT_DWELL_MS = 200
+
+
+def min_dwell_ms(engine: Engine, kind: str = FILTER) -> int:
+    """How long an image must be on screen before a key counts (ms): the workspace's setting
+    (Labeling setup, `relcurate labels config --min-dwell-ms`), else env RELCURATE_MIN_DWELL_MS,
+    else 200. Read through the per-process config cache (the page asks on every render)."""
+    with engine.connect() as conn:
+        value = (_cached_config(conn, engine, kind).params or {}).get(DWELL_KEY)
+    if isinstance(value, (int, float)):
+        return int(value)
+    try:
+        return max(0, min(MAX_DWELL_MS, int(os.environ.get(DWELL_ENV, "") or DEFAULT_DWELL_MS)))
+    except ValueError:
+        return DEFAULT_DWELL_MS
+
+
 def _target_expr(cfg: QueueConfig):
     return case((LabelTask.sample_u < cfg.overlap_fraction, cfg.overlap_k), else_=1)
 
@@ -116,9 +139,11 @@ def _target_expr(cfg: QueueConfig):
 def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = None,
                overlap_fraction: float | None = None, gold_rate: float | None = None,
                lease_seconds: int | None = None, strategy: str | None = None,
-               params: dict | None = None, user_id: int | None = None) -> QueueConfig:
+               params: dict | None = None, min_dwell_ms: int | None = None,
+               user_id: int | None = None) -> QueueConfig:
     """Change the queue settings. A new overlap applies to every task at once (targets are
-    recomputed from each task's fixed `sample_u`, so the sampled set is stable)."""
+    recomputed from each task's fixed `sample_u`, so the sampled set is stable).
+    `min_dwell_ms` (kept in `params`): how long an image must be on screen before a key counts."""
     if overlap_k is not None and not 1 <= overlap_k <= 50:
         raise QueueError("overlap k must be between 1 and 50")
     if overlap_fraction is not None and not 0.0 <= overlap_fraction <= 1.0:
@@ -129,6 +154,8 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
         raise QueueError("a lease must last at least 10 seconds")
     if strategy is not None and strategy not in strategy_names():
         raise QueueError(f"unknown task order {strategy!r}; known: {', '.join(strategy_names())}")
+    if min_dwell_ms is not None and not 0 <= min_dwell_ms <= MAX_DWELL_MS:
+        raise QueueError(f"the minimum dwell must be between 0 and {MAX_DWELL_MS} ms")
 
     def tx(s: Session) -> QueueConfig:
         cfg = s.get(QueueConfig, kind)
@@ -141,6 +168,8 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
                             ("strategy", strategy), ("params", params)):
             if value is not None:
                 setattr(cfg, name, value)
+        if min_dwell_ms is not None:  # a new dict: JSON columns notice reassignment, not mutation
+            cfg.params = {**(cfg.params or {}), DWELL_KEY: int(min_dwell_ms)}
         cfg.updated_by, cfg.updated_at = user_id, utcnow()
         s.flush()
         if (cfg.overlap_k, cfg.overlap_fraction) != old:
