@@ -19,7 +19,7 @@ from typing import Any
 
 from relcurate.db.models import User
 from relcurate.exports.common import ExportError, require_exporter
-from relcurate.exports.manifest import MANIFEST_NAME, _files_for_db, sha256_file
+from relcurate.exports.manifest import MANIFEST_NAME, files_for_db, sha256_file
 from relcurate.exports.params import export_path
 from relcurate.workspace import Workspace
 
@@ -40,7 +40,7 @@ def manifest_for_display(ws: Workspace, name: str) -> dict[str, Any]:
     """The manifest with the per-image file list summed up (count, bytes, digest), as the store
     row keeps it: 100k image entries are no use on a page."""
     manifest = json.loads((finished_export(ws, name) / MANIFEST_NAME).read_text())
-    manifest["files"] = _files_for_db(manifest.get("files") or {})
+    manifest["files"] = files_for_db(manifest.get("files") or {})
     return manifest
 
 

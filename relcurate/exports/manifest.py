@@ -100,7 +100,7 @@ def write_manifest(ledger: FileLedger, manifest: dict) -> None:
     ledger.files.pop(MANIFEST_NAME, None)
 
 
-def _files_for_db(files: dict[str, dict]) -> dict:
+def files_for_db(files: dict[str, dict]) -> dict:
     """The database row lists data files one by one but sums up the (possibly 100k) images."""
     out: dict[str, Any] = {}
     images = sorted((k, v) for k, v in files.items() if k.startswith(IMAGES_DIR + "/"))
@@ -120,7 +120,7 @@ def record_export(engine, manifest: dict, path: Path, user_id: int | None) -> in
                              params={"params": manifest["params"], "splits": manifest["splits"],
                                      "store_state": manifest["store_state"],
                                      "relcurate_version": manifest["relcurate_version"]},
-                             counts=manifest["counts"], files=_files_for_db(manifest["files"]))
+                             counts=manifest["counts"], files=files_for_db(manifest["files"]))
         s.add(row)
         s.flush()
         return row.id
