@@ -157,6 +157,38 @@ def test_per_image_caption_sample(env, monkeypatch):
     assert "2 of 3" in shown_text(at)  # moved on within the same sample
 
 
+def test_captioner_queue_in_queue_order_with_why_and_who(env, monkeypatch):
+    """The captioner loop's queue: flagged first, then the least confident, plus the audit share,
+    each shown with its reason and captioner version; it opens on the first unreviewed caption,
+    and an accept moves on within the queue (reviewed ones keep their place)."""
+    from relcurate.curation.groups import caption_queue as cq
+    from relcurate.models.registry import register_model
+
+    ws, ids, _ = env
+    at = open_review(env, monkeypatch)
+    at.radio(key=page.K_MODE).set_value(page.MODES[2]).run()
+    assert not at.exception and "captioner queue is empty" in shown_text(at)
+    capv = register_model(ws, kind="captioner", name="capper", base_model="x")
+    gen = [cq.Generated(ids[f"green{i}"], f"A {{Animal}} resting on a {{Object}} by {{Place}} {i}.",
+                        confidence=-float(i), checker_ok=i != 3, checker_codes=() if i != 3 else ("object_noun",))
+           for i in range(5)]
+    cids = cq.record_generated(ws, capv.id, gen)
+    cq.draw_review_sample(ws, capv.id, size=3, audit_share=0.0)
+    order = [q.caption_id for q in cq.review_queue(ws)]
+    assert order[0] == cids[3]  # the flagged one first
+    captions.review_caption(ws, order[0], "reject", user_id=None, reason="names a thing")
+    at.run()
+    assert not at.exception and "2 of 3 still to review" in shown_text(at)
+    text = shown_text(at)
+    assert "2 of 3" in text and "capper:1" in text and "low model confidence" in text  # opened on the 1st unreviewed
+    assert at.session_state[page.K_CURRENT] == order[1]
+    at.button(key="rev_accept").click().run()
+    assert not at.exception and captions.history(ws, order[1])[-1].action == "accept"
+    assert at.session_state[page.K_CURRENT] == order[2] and "1 of 3 still to review" in shown_text(at)
+    at.button(key="rev_prev").click().run()
+    assert at.session_state[page.K_CURRENT] == order[1]  # still in its place, now accepted
+
+
 @pytest.mark.slow
 def test_propose_with_the_registered_captioner(env, monkeypatch):
     """With a captioner model registered, the page offers it; its caption is proposed, then reviewed."""

@@ -3,7 +3,9 @@ anonymity checker's findings (redrawn when the box is left or Ctrl+Enter is pres
 object noun can be marked "shown by every member"), and accept / save edit / reject with a reason.
 A rejected caption shows its rejection reason above the images; refusals (checker errors, the
 separation of duties) appear next to the buttons. Per-image
-captions are reviewed on the same page from a reproducible random sample.
+captions are reviewed on the same page from a reproducible random sample, or in the captioner
+loop's queue (`caption_queue.review_queue`: checker-flagged and low-confidence model captions
+first, plus the audit share), each shown with why it was queued and by which captioner version.
 
 Everything the reviewer does is a `CaptionReview` event written by curation.groups.captions (which also
 enforces the rules); the page only lays things out. Caption text from models or people is shown
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
+from relcurate.curation.groups import caption_queue
 from relcurate.curation.groups import captions as cap
 from relcurate.curation.groups.anonymity import CaptionCheck
 from relcurate.labeling_ui.escaping import escape_md
@@ -30,12 +33,15 @@ from relcurate.labeling_ui.registry import PageContext
 from relcurate.labeling_ui.widgets import image_tile, set_flash, show_flash
 from relcurate.workspace import Workspace
 
-MODES = ("Group captions", "Image captions (sample)")
+MODES = ("Group captions", "Image captions (sample)", "Captioner queue")
+REASON_TEXT = {"flagged": "flagged by the anonymity checker", "low_confidence": "low model confidence",
+               "audit": "random audit (the model was sure)"}
 COLUMNS = 5
 SHORTCUTS = {"accept": "A", "edit": "E", "reject": "X", "next": "N", "prev": "P"}
 K_MODE, K_QUEUE, K_CURRENT, K_FLASH = "rev_mode", "rev_queue", "rev_current", "rev_flash"
 K_SAMPLE_N, K_SEED = "rev_sample_n", "rev_seed"
 K_SHOWN, K_STAY, K_ACT_MSG, K_JUMP = "rev_shown", "rev_stay", "rev_act_msg", "rev_jump"
+K_QUEUED = "rev_queued"  # caption id -> QueuedCaption of the captioner queue drawn this run
 K_GOTO_GROUP = "rev_goto_group"  # set by another page (the group builder's "Review caption" link)
 K_GROUP_BUILDER = "grp_selected"  # the group builder's selected group (pages_groups.K_GROUP)
 
@@ -286,6 +292,17 @@ def _queue(ctx: PageContext) -> tuple[str, list[int]]:
         queue = c2.selectbox("Queue", cap.QUEUES, key=K_QUEUE, on_change=_queue_changed)
         c3.text_input("Jump to group", key=K_JUMP, placeholder="id or name", on_change=_jump, args=(ctx,))
         return "group", cap.group_queue(ctx.ws, queue)
+    if mode == MODES[2]:
+        # reviewed captions keep their place (status shown), so the order is stable while working
+        queued = caption_queue.review_queue(ctx.ws)
+        st.session_state[K_QUEUED] = {q.caption_id: q for q in queued}
+        pending = sum(q.status == "proposed" for q in queued)
+        c2.markdown(f"{pending} of {len(queued)} still to review")
+        if st.session_state.get(K_CURRENT) not in st.session_state[K_QUEUED]:
+            # entering the queue: start at the first caption nobody reviewed yet
+            st.session_state[K_CURRENT] = next((q.caption_id for q in queued if q.status == "proposed"),
+                                               queued[0].caption_id if queued else None)
+        return "image", [q.caption_id for q in queued]
     st.session_state.setdefault(K_SAMPLE_N, 20)
     st.session_state.setdefault(K_SEED, 0)
     n = c2.number_input("Sample size", min_value=1, max_value=1000, key=K_SAMPLE_N, on_change=_queue_changed)
@@ -317,7 +334,13 @@ def render(ctx: PageContext) -> None:
         left_queue = True
     if not order:
         st.session_state[K_SHOWN] = None
-        st.info("Nothing in this queue." if kind == "group" else "No per-image captions to review.")
+        if kind == "group":
+            st.info("Nothing in this queue.")
+        elif st.session_state.get(K_MODE) == MODES[2]:
+            st.info("The captioner queue is empty: the caption-pool job (Active learning page, or "
+                    "`relcurate loop captioner`) fills it.")
+        else:
+            st.info("No per-image captions to review.")
         return
     if current not in order:
         current = next((i for i in order if current is not None and i >= current), order[0])
@@ -348,6 +371,8 @@ def render(ctx: PageContext) -> None:
             st.session_state[K_GROUP_BUILDER] = item.group.id
             switch_to("groups")
     rejection = item.last_rejection
+    if kind == "image" and st.session_state.get(K_MODE) == MODES[2]:
+        _why_queued(st.session_state.get(K_QUEUED, {}).get(current))
     if rejection is not None:
         who = escape_md(rejection.username or "model")
         st.warning(f"**Rejected** by {who} on {rejection.created_at:%Y-%m-%d %H:%M}: "
@@ -362,6 +387,17 @@ def render(ctx: PageContext) -> None:
         _editor(ctx, item, bound)
         _actions(ctx, item, bound, order)
     _history(item)
+
+
+def _why_queued(q: caption_queue.QueuedCaption | None) -> None:
+    if q is None:
+        return
+    parts = [f"Queued by captioner **{escape_md(q.model)}**", REASON_TEXT.get(q.reason, escape_md(q.reason))]
+    if q.confidence is not None:
+        parts.append(f"confidence {q.confidence:.3f}")
+    if q.checker_codes:
+        parts.append("checker: " + escape_md(", ".join(q.checker_codes)))
+    st.info(" · ".join(parts), icon=":material/smart_toy:")
 
 
 def _no_caption(ctx: PageContext, item: cap.ReviewItem) -> None:
