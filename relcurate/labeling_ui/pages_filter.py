@@ -247,7 +247,7 @@ def _image(ctx: PageContext, tasks: list[leases.Task], task: leases.Task | None,
         show_origin = ctx.can("curate") or filter_loop.get_loop(ctx.ws).show_origin
         prefetch.view(ctx.ws, tasks, dwell_ms=leases.min_dwell_ms(ctx.ws.engine), can_undo=can_undo,
                       full=(full_id, FULL_RES_MAX_SIDE) if full_id is not None else None,
-                      origin=(lambda t: filter_loop.task_origin(ctx.ws, t)) if show_origin else None)
+                      origin=filter_loop.task_origins(ctx.ws, tasks).get if show_origin else None)
     if task is None:
         return
     card = get_image(ctx.ws, task.image_id)

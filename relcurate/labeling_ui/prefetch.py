@@ -168,7 +168,7 @@ def view(ws, tasks: list[leases.Task], *, dwell_ms: int, full: tuple[int, int] |
          origin=None) -> None:
     """Mount the component with these tasks (in showing order) and the acknowledgements;
     `full` = (image id, longest side) of the one image asked for at full resolution;
-    `origin(task)` = what queued it (strategy, model version), shown with that image (travels per
+    `origin(request id)` = what queued it (strategy, model version), shown with that image (travels per
     item: the browser swaps images without a rerun, so a page caption would name the wrong one)."""
     msg = _message()
     tab = msg.get("tab") if isinstance(msg.get("tab"), str) else ""
@@ -184,7 +184,7 @@ def view(ws, tasks: list[leases.Task], *, dwell_ms: int, full: tuple[int, int] |
         "refused": [r for r in st.session_state.get(K_REFUSED, []) if r["tab"] == tab],
         "error": st.session_state.get(K_ERROR),
         "items": [_item(ws, t, full[1] if full and full[0] == t.image_id else None, have,
-                        origin(t) if origin else "") for t in tasks],
+                        (origin(t.request_id) or "") if origin else "") for t in tasks],
         "front_rev": st.session_state.get(K_FRONT_REV, 0),
         "dwell_ms": dwell_ms,
         "empty": not tasks,

@@ -62,20 +62,34 @@ def configure_loop(ws: Workspace, *, embedding: str | None = None, every: int | 
     return new
 
 
-def task_origin(ws: Workspace, task: leases.Task) -> str:
+def task_origin(ws: Workspace, task: leases.Task, _names: dict[int, str] | None = None) -> str:
     """What put this task in the queue, for the filter page: "uncertainty · fast-head v3", or
     "random". A gold task reads as "random" (honeypots are never revealed to annotators)."""
     if task.is_gold or task.strategy == leases.GOLD_STRATEGY:
         return "random"
     if task.model_version_id is None:
         return task.strategy
+    names = _names if _names is not None else _version_names(ws, {task.model_version_id})
+    return f"{task.strategy} · {names.get(task.model_version_id, f'model #{task.model_version_id}')}"
+
+
+def task_origins(ws: Workspace, tasks: list[leases.Task]) -> dict[str, str]:
+    """`task_origin` of each task by request id, the model versions looked up once for all."""
+    names = _version_names(ws, {t.model_version_id for t in tasks if t.model_version_id is not None})
+    return {t.request_id: task_origin(ws, t, names) for t in tasks}
+
+
+def _version_names(ws: Workspace, ids: set[int]) -> dict[int, str]:
     from relcurate.models.registry import ModelNotFound, get_model_version_by_id
 
-    try:
-        mv = get_model_version_by_id(ws, task.model_version_id)
-    except ModelNotFound:
-        return f"{task.strategy} · model #{task.model_version_id}"
-    return f"{task.strategy} · {mv.name} v{mv.version}"
+    out = {}
+    for mv_id in ids:  # a page shows one or two versions at a time
+        try:
+            mv = get_model_version_by_id(ws, mv_id)
+        except ModelNotFound:
+            continue
+        out[mv_id] = f"{mv.name} v{mv.version}"
+    return out
 
 
 def labels_since_refresh(ws: Workspace, settings: LoopSettings | None = None) -> tuple[int, int]:
