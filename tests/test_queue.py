@@ -134,6 +134,24 @@ def test_skip_and_release_give_the_slot_back(workspace):
     assert leases.next_task(eng, users["a"]) is None
 
 
+def test_sign_out_releases_every_held_lease(workspace):
+    """An annotator holding prefetched images signs out: all of them go back to the pool at once
+    (another annotator gets them now, not after the leases run out); decided ones stay decided."""
+    eng = workspace.engine
+    images = add_image_rows(eng, 6)
+    users = add_users(eng, ["a", "b"])
+    leases.set_config(eng, overlap_fraction=0.0, strategy="sequential")
+    leases.sync_pool(eng)
+    held = leases.next_tasks(eng, users["a"], 4)
+    assert len(held) == 4
+    _decide(eng, users["a"], held[0], "yes")
+    assert leases.release_held(eng, users["a"]) == 3
+    assert leases.release_held(eng, users["a"]) == 0  # nothing left: a second sign-out is a no-op
+    got_b = sorted(x.image_id for x in _drain(eng, users["b"]))
+    assert got_b == sorted(set(images) - {held[0].image_id})
+    assert held[0].image_id not in got_b
+
+
 def test_gold_mixed_in_at_rate(workspace):
     eng = workspace.engine
     images = add_image_rows(eng, 12)

@@ -194,6 +194,27 @@ def test_recent_answers_list_changes_one_answer_append_only(app, fws):
     assert shown and "**yes**" in shown[0]
 
 
+def test_log_out_gives_the_prefetched_images_back(app, fws):
+    from sqlmodel import select
+
+    from relcurate.db.engine import read_scope
+    from relcurate.db.models import TaskAssignment
+
+    accounts.create_user(fws.engine, "lou", "lou-password", "annotator")
+    lou = uid(fws, "lou")
+
+    def held() -> int:
+        with read_scope(fws.engine) as s:
+            return len(s.exec(select(TaskAssignment).where(TaskAssignment.user_id == lou,
+                                                           TaskAssignment.status == leases.LEASED)).all())
+
+    login(app, "lou")
+    goto(app, "filter")
+    assert held() == prefetch_depth() > 1  # the shown image and the prefetched ones
+    app.sidebar.button(key="logout").click().run()
+    assert not app.exception and held() == 0
+
+
 def test_empty_queue_says_so(app, fws):
     abe = uid(fws, "abe")
     while (t := leases.next_task(fws.engine, abe)) is not None:  # abe works through everything

@@ -19,7 +19,7 @@ def _sidebar(ctx: registry.PageContext) -> None:
     with st.sidebar:
         st.markdown(f"Signed in as **{escape_md(ctx.user.username)}**  \nrole: `{ctx.user.role}`")
         st.button("Log out", key="logout", icon=":material/logout:", on_click=auth.end_session,
-                  args=(st.session_state,), kwargs={"engine": ctx.ws.engine})
+                  args=(st.session_state,), kwargs={"engine": ctx.ws.engine, "release_tasks": True})
         if ctx.can("manage_users"):  # server paths are for admins only
             st.caption(f"workspace: {escape_md(ctx.ws.root)}")
 

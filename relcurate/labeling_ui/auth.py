@@ -14,6 +14,7 @@ from typing import Callable, MutableMapping
 from sqlalchemy.engine import Engine
 
 from relcurate import accounts, web_sessions
+from relcurate.curation.labeling import leases
 from relcurate.db.models import Role, User
 
 SESSION_KEY = "rc_auth"
@@ -139,12 +140,16 @@ def start_session(state: MutableMapping, user: SessionUser, now: float | None = 
     state.pop(COOKIE_CLEAR_KEY, None)
 
 
-def end_session(state: MutableMapping, notice: str | None = None, *, engine: Engine | None = None) -> None:
+def end_session(state: MutableMapping, notice: str | None = None, *, engine: Engine | None = None,
+                release_tasks: bool = False) -> None:
     """Sign out; with `engine`, the server-side session is revoked too (every tab, every copy of
-    the cookie), and the browser is told to drop its cookie."""
+    the cookie), and the browser is told to drop its cookie. `release_tasks` (an explicit Log
+    out): the images leased to this user (the prefetched ones) go back to the pool now."""
     entry = state.pop(SESSION_KEY, None) or {}
     if engine is not None and entry.get("token"):
         web_sessions.revoke_session(engine, entry["token"])
+    if engine is not None and release_tasks and entry.get("user_id") is not None:
+        leases.release_held(engine, int(entry["user_id"]))
     if entry.get("token"):
         state[COOKIE_CLEAR_KEY] = True
     state.pop(COOKIE_SET_KEY, None)

@@ -614,6 +614,24 @@ def release_task(engine: Engine, user_id: int, assignment_id: int) -> bool:
     return run_write(engine, tx)
 
 
+def release_held(engine: Engine, user_id: int, kind: str = FILTER) -> int:
+    """Give back every lease this user holds (sign-out: the prefetched images go back to the
+    pool at once instead of waiting out their leases). Returns how many were released."""
+    def tx(s: Session) -> int:
+        held = list(s.exec(select(TaskAssignment).where(TaskAssignment.user_id == user_id,
+                                                        TaskAssignment.kind == kind,
+                                                        TaskAssignment.status == LEASED)
+                           .order_by(TaskAssignment.image_id)))  # one lock order: no deadlock
+        for ta in held:
+            _lock_task_row(s, kind, ta.image_id)
+            s.connection().execute(_SET_STATUS, {"ta_id": ta.id, "new_status": RELEASED, "done_at": None})
+            if not ta.is_gold:
+                _bump(s.connection(), kind, ta.image_id, -1)
+        return len(held)
+
+    return run_write(engine, tx)
+
+
 # -- hooks used by labels.py inside its transaction ------------------------------------------
 
 def lease_of_request(s: Session, request_id: str) -> tuple[int, int] | None:
