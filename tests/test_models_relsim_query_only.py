@@ -103,3 +103,19 @@ def test_fast_path_survives_an_accelerate_hook(tiny_qwen):
     assert _final_norm_rows(emb, batch) == batch["input_ids"].shape[1]
     emb.use_query_only_last_layer(True)
     assert _final_norm_rows(emb, batch) == 1
+
+
+@pytest.mark.parametrize("targets", [LORA_TARGETS, TINY_ALL_TARGETS], ids=["frozen-vision", "vision-lora"])
+def test_gradient_checkpointing_leaves_a_frozen_vision_tower_out_of_autograd(tiny_qwen, targets):
+    """Non-reentrant checkpointing needs no requires-grad inputs; transformers' input hooks would
+    otherwise make the frozen vision tower build a graph, be recomputed and run backward."""
+    emb = _embedder(tiny_qwen, target_modules=targets, gradient_checkpointing=True).train()
+    seen = []
+    emb._backbone().visual.register_forward_hook(lambda m, a, out: seen.append(out.pooler_output[0].requires_grad))
+    emb.forward_embeddings(emb.prepare(noise_images(2, seed=15))).sum().backward()
+    vision_trained = targets == TINY_ALL_TARGETS
+    assert seen == [vision_trained]
+    vision_grads = [p.grad for n, p in emb.named_parameters() if p.requires_grad and "visual" in n]
+    assert bool(vision_grads) == vision_trained and all(g is not None and g.abs().sum() > 0 for g in vision_grads)
+    delta = next(p for n, p in emb.named_parameters() if "trainable_tokens_delta" in n)
+    assert delta.grad is not None and delta.grad.abs().sum() > 0  # the text side still learns

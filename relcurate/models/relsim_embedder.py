@@ -182,6 +182,10 @@ class RelsimEmbedder(nn.Module):
         model = get_peft_model(model, config)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers also hooks every input embedding, the vision patch embedding included, to
+            # output requires_grad=True; only reentrant checkpointing needs that. Left on, a frozen
+            # vision tower (q/v LoRA) builds a graph and is recomputed and run backward for nothing.
+            model.disable_input_require_grads()
         hidden = model.get_base_model().config.get_text_config().hidden_size
         projection = nn.Linear(hidden, EMBED_DIM)  # float32 master weights, also under a bf16 model
         projection.to(_output_device(model))
