@@ -91,8 +91,8 @@ def test_wandb_offline_run_has_the_metrics_and_no_api_key(ws, tmp_path, monkeypa
     kinds = [rec.WhichOneof("record_type") for rec in records]
     assert "exit" in kinds  # the run was finished (accelerator.end_training), not left open
     assert [rec.run.project for rec in records if rec.WhichOneof("record_type") == "run"] == ["wb"]
-    config = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for rec in records if rec.WhichOneof("record_type") == "config"
-              for i in rec.config.update}
+    config = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+              for rec in records if rec.WhichOneof("record_type") == "config" for i in rec.config.update}
     assert config["kind"] == "relsim" and config["settings.loop.max_steps"] == STEPS
     history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
                for rec in records if rec.WhichOneof("record_type") == "history"]
