@@ -71,7 +71,6 @@ def _wandb_records(path: Path):
 
 
 def test_wandb_offline_run_has_the_metrics_and_no_api_key(ws, tmp_path, monkeypatch, capfd):
-    pytest.importorskip("wandb")
     secret = "local-" + "0123456789abcdef" * 2 + "feedc0de"  # shaped like a key, never valid
     wandb_dir = tmp_path / "wandb-dir"
     wandb_dir.mkdir()
