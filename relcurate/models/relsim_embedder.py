@@ -41,7 +41,6 @@ from relcurate.models.qwen_common import (
     size_batches,
     user_turn,
 )
-from relcurate.models.query_only_layer import set_query_only_last_layer
 
 QUERY_TOKEN = "<|query|>"
 EMBED_DIM = 384  # all-MiniLM-L6-v2, the caption encoder the image side is aligned to
@@ -136,6 +135,8 @@ class RelsimEmbedder(nn.Module):
     def use_query_only_last_layer(self, enabled: bool = True) -> bool:
         """Last decoder layer at the query position only (fast, same values) or in full; returns
         whether the fast path is on (False for a base it does not know). Acts on the model itself."""
+        from relcurate.models.query_only_layer import set_query_only_last_layer  # imports transformers
+
         self.query_only_last_layer = set_query_only_last_layer(self._backbone().language_model, enabled)
         return self.query_only_last_layer
 
