@@ -9,6 +9,8 @@ is computed for a given image:
   row; causal attention makes the tokens the reference appends after it irrelevant;
 * the text backbone is called without the LM head (no full-vocabulary logits, no stored
   per-layer hidden states) and without a KV cache;
+* the last decoder layer runs at the `<|query|>` position only, K/V excepted
+  (`models/query_only_layer.py`; exact under causal attention), at training and inference;
 * `mm_token_type_ids` is passed on, so M-RoPE positions are the multimodal ones (transformers 5
   silently falls back to 1-D positions without it);
 * the `<|query|>` embedding is trainable (`trainable_token_indices`), where the reference adds the
@@ -115,6 +117,7 @@ class RelsimEmbedder(nn.Module):
         image_size: int | None = DEFAULT_IMAGE_SIZE,
         batch_size: int = 8,
         name: str = "relsim",
+        query_only_last_layer: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
@@ -127,6 +130,15 @@ class RelsimEmbedder(nn.Module):
         self.dim = projection.out_features
         if processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN) != self.query_token_id:
             raise ValueError(f"processor maps {QUERY_TOKEN} to a different id than {self.query_token_id}")
+        self.use_query_only_last_layer(query_only_last_layer)
+
+    def use_query_only_last_layer(self, enabled: bool = True) -> bool:
+        """Last decoder layer at the query position only (fast, same values) or in full; returns
+        whether the fast path is on (False for a base it does not know). Acts on the model itself."""
+        from relcurate.models.query_only_layer import set_query_only_last_layer  # imports transformers
+
+        self.query_only_last_layer = set_query_only_last_layer(self._backbone().language_model, enabled)
+        return self.query_only_last_layer
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -171,6 +183,10 @@ class RelsimEmbedder(nn.Module):
         model = get_peft_model(model, config)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers also hooks every input embedding, the vision patch embedding included, to
+            # output requires_grad=True; only reentrant checkpointing needs that. Left on, a frozen
+            # vision tower (q/v LoRA) builds a graph and is recomputed and run backward for nothing.
+            model.disable_input_require_grads()
         hidden = model.get_base_model().config.get_text_config().hidden_size
         projection = nn.Linear(hidden, EMBED_DIM)  # float32 master weights, also under a bf16 model
         projection.to(_output_device(model))
@@ -197,7 +213,7 @@ class RelsimEmbedder(nn.Module):
             raise ValueError(f"{QUERY_TOKEN} must be the last token of every row (left padding)")
         embeds = self._input_embeddings(ids)
         out = self._backbone()(**batch, inputs_embeds=embeds, use_cache=False, return_dict=True)
-        hidden = out.last_hidden_state[:, -1]
+        hidden = out.last_hidden_state[:, -1]  # (B, 1, H) on the fast path, (B, L, H) otherwise
         proj = self.projection(hidden.to(self.projection.weight.device, torch.float32))
         return F.normalize(proj, dim=-1) if normalize else proj
 
