@@ -22,5 +22,8 @@ def lora_qwen(base: str, *, device, r: int, alpha: int, dropout: float, targets:
                                              bias="none", task_type="CAUSAL_LM"))
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        # transformers hooks every input embedding (the vision patch embedding too) to require
+        # grad; only reentrant checkpointing needs that, and with a frozen vision tower it would
+        # build, recompute and back-propagate the tower's graph for nothing (as in relsim_embedder).
+        model.disable_input_require_grads()
     return model, processor
