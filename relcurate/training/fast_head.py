@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select as sa_select
+from sqlalchemy import delete, func, select as sa_select
 from sqlmodel import select
 
+from relcurate.background_compute import REFRESH_NICE, one_blas_thread, run_niced
 from relcurate.curation.labeling.agreement import consensus
 from relcurate.curation.labeling.al_select import k_center_greedy, positive_order, uncertainty_order
 from relcurate.curation.labeling.leases import DONE, FILTER
@@ -53,6 +54,7 @@ class HeadSettings:
     folds: int = 5
     keep_predictions: int = 2  # fast-head versions whose Prediction rows are kept
     duty: float | None = None  # share of time prediction writes may hold SQLite's writer lock
+    nice: int = REFRESH_NICE  # priority drop of the refreshing thread (0: none); see background_compute
     seed: int = 0
 
 
@@ -152,8 +154,10 @@ def cached_vectors(ws: Workspace, mv: ModelVersion) -> tuple[np.ndarray, np.ndar
         except (FileNotFoundError, ValueError) as exc:
             raise FastHeadError(f"embedding {mv.name}:{mv.version} has no finished vectors "
                                 f"(run `relcurate models embed`): {exc}") from None
-        order = np.argsort(ids, kind="stable")
-        hit = (ids[order], vecs[order])
+        if len(ids) > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
+            order = np.argsort(ids, kind="stable")
+            ids, vecs = ids[order], vecs[order]
+        hit = (ids, np.ascontiguousarray(vecs, dtype=np.float32))  # no copy when already so
         _vector_cache.clear()  # one space at a time: a million 384-d vectors is 1.5 GB
         _vector_cache[key] = hit
     return hit
@@ -196,13 +200,15 @@ def resolve_embedding(ws: Workspace, embedding: str | int | ModelVersion) -> Mod
 def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, **kw) -> RefreshResult:
     """Train a new fast-head version on the current consensus labels and re-rank the queue.
 
-    Runs with one BLAS thread: its products are memory-bound (a million-row matrix-vector
-    product) or small (k-center steps), where extra threads add contention, not speed, and the
-    other core stays free for the annotators' app (next-task latency during a refresh)."""
-    from threadpoolctl import threadpool_limits
+    Runs with one BLAS thread, in a thread of lowered priority (`settings.nice`), so that the
+    annotators' next-task calls win a shared core (`background_compute`)."""
+    settings = kw.get("settings") or HeadSettings()
 
-    with threadpool_limits(1):
-        return _refresh_fast_head(ws, embedding, **kw)
+    def work() -> RefreshResult:
+        with one_blas_thread():
+            return _refresh_fast_head(ws, embedding, **kw)
+
+    return run_niced(work, settings.nice)
 
 
 def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, name: str = FAST_HEAD_NAME,
@@ -292,6 +298,10 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
     from relcurate.db.models import utcnow
 
     now = utcnow()
+    if not pg:  # the driver gets the stored text form of the timestamp (executemany of tuples below)
+        ts = Prediction.__table__.c.created_at.type
+        proc = ts.dialect_impl(ws.engine.dialect).bind_processor(ws.engine.dialect)
+        stamp = proc(now) if proc else now
     n = len(ids)
     for k in range(0, n, chunk):
         t0 = time.perf_counter()
@@ -303,9 +313,10 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
                 with cur.copy("COPY prediction (model_version_id, image_id, score, created_at) FROM STDIN") as cp:
                     for i, sc in zip(part_ids, part_sc):
                         cp.write_row((mv_id, i, sc, now))
-            else:
-                s.execute(insert(Prediction), [{"model_version_id": mv_id, "image_id": i, "score": sc,
-                                                "created_at": now} for i, sc in zip(part_ids, part_sc)])
+            else:  # through the driver, as write_heads: no per-row dicts for the ORM to process
+                s.connection().exec_driver_sql(
+                    "INSERT INTO prediction (model_version_id, image_id, score, created_at) VALUES (?, ?, ?, ?)",
+                    [(mv_id, i, sc, stamp) for i, sc in zip(part_ids, part_sc)])
         if progress:
             progress(min(1.0, (k + chunk) / max(1, n)))
         if duty < 1.0 and k + chunk < n:
