@@ -6,6 +6,8 @@ One refresh, all batched: consensus labels -> vectors by id (np.searchsorted, no
 lookups) -> fit (a few thousand labels: milliseconds) -> score the whole pool in chunks ->
 strategy heads (argpartition, k-center on a sample) -> one short transaction for the heads ->
 Prediction rows in chunked bulk inserts, each its own transaction so labeling never waits long.
+The numeric part runs with one BLAS thread in a thread of lowered priority (background_compute):
+on 2 cores the annotators' next-task calls then win the core they share with a refresh.
 
 Held-out metrics for the learning curves come from out-of-fold predictions on the random audit
 sample (the labels the random share of the mix handed out): those images were picked uniformly,
