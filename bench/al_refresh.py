@@ -17,10 +17,32 @@ Measured (medians over --refreshes refreshes, each after --new-labels new labels
     python bench/al_refresh.py --backend postgresql    # RELCURATE_BENCH_PG_URL or local default
     python bench/al_refresh.py --nice 0 --same-session # the refresh at full priority, one session
 
-Measured 2026-12-02 (SQLite, 1M x 384-d, 1000 labels, machine load average 6-8 on 2 cores):
-to re-ranked 4.6 s (score 3.6, rank 0.6, fit 0.1, heads 0.24) — goal 2 s missed; next_task
-p95 9.1 ms during the re-rank vs 2.4 ms idle — goal 5 ms missed; with duty 0.2 the prediction
-writes kept p95 at 1.6 ms but took 285 s; peak RSS 4.5 GiB (vectors 1.5 GiB). PostgreSQL not run.
+Measured 2026-12-02, before the changes below (SQLite, 1M x 384-d, load 6-8 on 2 cores): to
+re-ranked 4.6 s (score 3.6, rank 0.6, fit 0.1, heads 0.24); next_task p95 9.1 ms during the re-rank
+vs 2.4 ms idle; peak RSS 4.5 GiB (most of it the bench's float64 vector generation).
+
+Measured 2026-12-02 after them (one BLAS controller kept, whole-array float32 sigmoid, float32
+ranking, warm-started folds, driver-level inserts of heads and predictions, refresh thread at nice
++10, float32 vectors generated in blocks); the machine was shared with other sessions (load average
+4-8 on 2 cores), so absolute times are noisy: compare within a run.
+- SQLite, 1M, 2 refreshes, duty 0.2, annotator in its own session (run before the warm-started
+  folds went in): to re-ranked 1.07 s median
+  (1.30, 0.84; labels 0.15, fit 0.08, score 0.28, rank 0.21, heads 0.35) — goal met; next_task
+  p95 6.28 ms during the re-rank vs 2.75 ms idle (p50 1.63 vs 1.23) — goal missed; prediction
+  writes p95 1.98 ms, but 123 s and 437 s for 1M rows and pruning an old version's 1M rows
+  614 s (the second refresh beside a test run and the PostgreSQL run; SQLite deletes rows with
+  four indexes: not addressed). Peak RSS 1963 MiB (1793 MiB before the first
+  refresh; vectors 1465 MiB).
+- PostgreSQL, 1M, 2 refreshes (while the SQLite run pruned): to re-ranked 0.96 s median (1.19,
+  0.74) — goal met; next_task p95 9.94 ms during vs 8.41 ms idle (ratio 1.18): PostgreSQL's own
+  next_task misses 5 ms on this loaded machine even idle. Predictions (COPY) 36 s, pruning 14 s.
+  Peak RSS 2014 MiB.
+- Same session (annotator and refresh in one autogroup), predictions stubbed out, 3 refreshes
+  each, back to back at load ~4 (bench-like script, not this file): code before the changes 1.38-1.65 s to re-ranked, next_task
+  p95 6.2-7.3 ms during vs 2.6 ms idle; after them at nice +10, p95 2.3-4.3 ms during vs 3.3 ms
+  idle, but 1.8-3.3 s to re-ranked (inside one starved session the lowered priority hands the
+  probe's ~300 calls/s the CPU first). Nice only orders threads within a session/cgroup: with
+  the annotator in its own session it neither helps nor costs.
 """
 from __future__ import annotations
 
@@ -233,7 +255,8 @@ def main() -> None:
         print(f"| idle (baseline) | {len(idle_lat)} | {p50i:.2f} | {p95i:.2f} |")
         print(f"| during refresh, up to re-ranked | {len(during)} | {p50d:.2f} | {p95d:.2f} |")
         print(f"| ratio during/idle | | {p50d / p50i:.2f} | {p95d / p95i:.2f} |")
-        print(f"| first 8 s of prediction writes (duty {args.duty or 0.05}) | {len(during_pred)} | "
+        duty = args.duty if args.duty is not None else (0.05 if args.backend == "sqlite" else 1.0)
+        print(f"| first 8 s of prediction writes (duty {duty}) | {len(during_pred)} | "
               f"{pct(during_pred, .5):.2f} | {pct(during_pred, .95):.2f} |")
         print()
         print(f"vectors: {vecs.nbytes / 2**20:.0f} MiB; peak RSS of the refreshing process {rss:.0f} MiB "
