@@ -51,6 +51,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -267,6 +268,7 @@ def main() -> None:
               f"next_task p95 <= {GOAL_NEXT_P95_MS} ms during refresh: {'met' if ok_n else 'MISSED'} ({p95d:.2f} ms)")
     finally:
         ws.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)  # a 1M-image workspace is ~0.6 GB
         if schema:
             admin = make_engine(base)
             with admin.begin() as c:
