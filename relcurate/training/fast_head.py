@@ -6,6 +6,8 @@ One refresh, all batched: consensus labels -> vectors by id (np.searchsorted, no
 lookups) -> fit (a few thousand labels: milliseconds) -> score the whole pool in chunks ->
 strategy heads (argpartition, k-center on a sample) -> one short transaction for the heads ->
 Prediction rows in chunked bulk inserts, each its own transaction so labeling never waits long.
+The numeric part runs with one BLAS thread in a thread of lowered priority (background_compute):
+on 2 cores the annotators' next-task calls then win the core they share with a refresh.
 
 Held-out metrics for the learning curves come from out-of-fold predictions on the random audit
 sample (the labels the random share of the mix handed out): those images were picked uniformly,
@@ -19,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select as sa_select
+from sqlalchemy import delete, func, select as sa_select
 from sqlmodel import select
 
+from relcurate.background_compute import REFRESH_NICE, one_blas_thread, run_niced
 from relcurate.curation.labeling.agreement import consensus
 from relcurate.curation.labeling.al_select import k_center_greedy, positive_order, uncertainty_order
 from relcurate.curation.labeling.leases import DONE, FILTER
@@ -53,6 +56,7 @@ class HeadSettings:
     folds: int = 5
     keep_predictions: int = 2  # fast-head versions whose Prediction rows are kept
     duty: float | None = None  # share of time prediction writes may hold SQLite's writer lock
+    nice: int = REFRESH_NICE  # priority drop of the refreshing thread (0: none); see background_compute
     seed: int = 0
 
 
@@ -74,7 +78,10 @@ class RefreshResult:
 
 # -- pure parts (arrays in, arrays out) ---------------------------------------------------------
 
-def fit_head(x: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> tuple[np.ndarray, float]:
+def fit_head(x: np.ndarray, y: np.ndarray, *, C: float = 1.0,
+             start: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression; `start` (coef, intercept) warm-starts the solver (the
+    same convex objective, so the same optimum within the solver's tolerance, in fewer steps)."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(y, dtype=np.int64)
@@ -84,13 +91,19 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> tuple[np.ndarra
     # Newton steps cost n*d^2 each: right for narrow vectors, too dear for 384-d ones, where
     # L-BFGS (a few matrix-vector products per step) wins.
     solver = "newton-cholesky" if x.shape[1] <= 64 else "lbfgs"
-    clf = LogisticRegression(C=C, max_iter=300, solver=solver)
+    clf = LogisticRegression(C=C, max_iter=300, solver=solver, warm_start=start is not None)
+    if start is not None:
+        clf.coef_ = np.asarray(start[0], dtype=np.float64)[None, :]
+        clf.intercept_ = np.array([float(start[1])])
     clf.fit(np.asarray(x, dtype=np.float32), y)
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
 
 
-def out_of_fold(x: np.ndarray, y: np.ndarray, *, folds: int = 5, C: float = 1.0, seed: int = 0) -> np.ndarray | None:
-    """Each label's P(Yes) from a head trained without it; None when a class is too small."""
+def out_of_fold(x: np.ndarray, y: np.ndarray, *, folds: int = 5, C: float = 1.0, seed: int = 0,
+                start: tuple[np.ndarray, float] | None = None) -> np.ndarray | None:
+    """Each label's P(Yes) from a head trained without it; None when a class is too small.
+    `start`: the head fitted on all labels, each fold's solver starting there (its optimum is
+    close: a fold drops a fifth of the labels)."""
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(y, dtype=np.int64)
@@ -99,7 +112,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, *, folds: int = 5, C: float = 1.0,
         return None
     oof = np.empty(len(y), dtype=np.float32)
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        coef, b = fit_head(x[train], y[train], C=C)
+        coef, b = fit_head(x[train], y[train], C=C, start=start)
         oof[test] = LinearHead(coef, b).predict_vectors(x[test])
     return oof
 
@@ -152,8 +165,10 @@ def cached_vectors(ws: Workspace, mv: ModelVersion) -> tuple[np.ndarray, np.ndar
         except (FileNotFoundError, ValueError) as exc:
             raise FastHeadError(f"embedding {mv.name}:{mv.version} has no finished vectors "
                                 f"(run `relcurate models embed`): {exc}") from None
-        order = np.argsort(ids, kind="stable")
-        hit = (ids[order], vecs[order])
+        if len(ids) > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
+            order = np.argsort(ids, kind="stable")
+            ids, vecs = ids[order], vecs[order]
+        hit = (ids, np.ascontiguousarray(vecs, dtype=np.float32))  # no copy when already so
         _vector_cache.clear()  # one space at a time: a million 384-d vectors is 1.5 GB
         _vector_cache[key] = hit
     return hit
@@ -196,13 +211,15 @@ def resolve_embedding(ws: Workspace, embedding: str | int | ModelVersion) -> Mod
 def refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, **kw) -> RefreshResult:
     """Train a new fast-head version on the current consensus labels and re-rank the queue.
 
-    Runs with one BLAS thread: its products are memory-bound (a million-row matrix-vector
-    product) or small (k-center steps), where extra threads add contention, not speed, and the
-    other core stays free for the annotators' app (next-task latency during a refresh)."""
-    from threadpoolctl import threadpool_limits
+    Runs with one BLAS thread, in a thread of lowered priority (`settings.nice`), so that the
+    annotators' next-task calls win a shared core (`background_compute`)."""
+    settings = kw.get("settings") or HeadSettings()
 
-    with threadpool_limits(1):
-        return _refresh_fast_head(ws, embedding, **kw)
+    def work() -> RefreshResult:
+        with one_blas_thread():
+            return _refresh_fast_head(ws, embedding, **kw)
+
+    return run_niced(work, settings.nice)
 
 
 def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, name: str = FAST_HEAD_NAME,
@@ -226,7 +243,7 @@ def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, na
     say(0.1, f"training on {len(y)} labels ({int(y.sum())} Yes)")
     coef, intercept = fit_head(x, y, C=settings.C)
     head = LinearHead(coef, intercept)
-    oof = out_of_fold(x, y, folds=settings.folds, C=settings.C, seed=settings.seed)
+    oof = out_of_fold(x, y, folds=settings.folds, C=settings.C, seed=settings.seed, start=(coef, intercept))
     t["fit"] = time.perf_counter()
 
     audit = audit_image_ids(ws, kind)
@@ -292,6 +309,10 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
     from relcurate.db.models import utcnow
 
     now = utcnow()
+    if not pg:  # the driver gets the stored text form of the timestamp (executemany of tuples below)
+        ts = Prediction.__table__.c.created_at.type
+        proc = ts.dialect_impl(ws.engine.dialect).bind_processor(ws.engine.dialect)
+        stamp = proc(now) if proc else now
     n = len(ids)
     for k in range(0, n, chunk):
         t0 = time.perf_counter()
@@ -303,9 +324,10 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
                 with cur.copy("COPY prediction (model_version_id, image_id, score, created_at) FROM STDIN") as cp:
                     for i, sc in zip(part_ids, part_sc):
                         cp.write_row((mv_id, i, sc, now))
-            else:
-                s.execute(insert(Prediction), [{"model_version_id": mv_id, "image_id": i, "score": sc,
-                                                "created_at": now} for i, sc in zip(part_ids, part_sc)])
+            else:  # through the driver, as write_heads: no per-row dicts for the ORM to process
+                s.connection().exec_driver_sql(
+                    "INSERT INTO prediction (model_version_id, image_id, score, created_at) VALUES (?, ?, ?, ?)",
+                    [(mv_id, i, sc, stamp) for i, sc in zip(part_ids, part_sc)])
         if progress:
             progress(min(1.0, (k + chunk) / max(1, n)))
         if duty < 1.0 and k + chunk < n:

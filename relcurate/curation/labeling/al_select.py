@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from relcurate.background_compute import one_blas_thread
 
 DEFAULT_MIX = {"uncertainty": 0.4, "positive": 0.3, "diversity": 0.2, "random": 0.1}
 MODEL_STRATEGIES = ("uncertainty", "positive", "diversity")
@@ -24,13 +25,21 @@ def _top(key: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(key[part], kind="stable")]
 
 
+def _scores(p) -> np.ndarray:
+    """Scores as a float array, float32 kept as is (a million of them: no float64 copy)."""
+    p = np.asarray(p)
+    return p if p.dtype.kind == "f" else p.astype(np.float64)
+
+
 def uncertainty_order(p: np.ndarray, k: int, measure: str = "margin") -> np.ndarray:
     """Most uncertain first. Binary margin |2p-1| and entropy rank identically; both are offered
     because multi-class heads (later) differ."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
     if measure == "margin":
-        key = np.abs(2 * p - 1)
-    elif measure == "entropy":
+        # Straight on the (float32) scores: no clip needed, and no float64 copies of a
+        # million-long array on the refresh's path.
+        return _top(np.abs(2 * _scores(p) - 1), k)
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    if measure == "entropy":
         key = (p * np.log(p) + (1 - p) * np.log(1 - p))  # negative entropy: smallest = most uncertain
     else:
         raise ValueError(f"unknown uncertainty measure {measure!r} (margin or entropy)")
@@ -39,7 +48,7 @@ def uncertainty_order(p: np.ndarray, k: int, measure: str = "margin") -> np.ndar
 
 def positive_order(p: np.ndarray, k: int) -> np.ndarray:
     """Highest P(Yes) first (positives are rare: mining them fills the Yes class)."""
-    return _top(-np.asarray(p, dtype=np.float64), k)
+    return _top(-_scores(p), k)
 
 
 def k_center_greedy(vectors: np.ndarray, k: int, *, centers: np.ndarray | None = None,
@@ -57,7 +66,7 @@ def k_center_greedy(vectors: np.ndarray, k: int, *, centers: np.ndarray | None =
         return np.zeros(0, dtype=np.int64)
     # One BLAS thread: the loop is hundreds of small products, where thread start-up and
     # synchronisation cost more than the work (6x slower with two busy cores, measured).
-    with threadpool_limits(1):
+    with one_blas_thread():
         return _k_center(vectors, k, centers, idx, rng)
 
 
@@ -70,8 +79,10 @@ def _k_center(vectors, k, centers, idx, rng) -> np.ndarray:
         dist = np.full(len(x), np.inf, dtype=np.float32)
         for i in range(0, len(c), 2048):  # min distance to labelled points, in blocks
             cc = c[i:i + 2048]
-            d = sq[:, None] - 2 * x @ cc.T + (cc * cc).sum(axis=1)[None, :]
-            dist = np.minimum(dist, d.min(axis=1))
+            g = x @ cc.T  # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, in place: one block-sized array
+            g *= -2
+            g += (cc * cc).sum(axis=1)[None, :]
+            dist = np.minimum(dist, g.min(axis=1) + sq)
     else:
         dist = np.full(len(x), np.inf, dtype=np.float32)
         dist[int(rng.integers(len(x)))] = np.float32(np.finfo(np.float32).max)  # random first pick

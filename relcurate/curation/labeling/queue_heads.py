@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import case, delete, func, insert
+from sqlalchemy import case, delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -19,22 +19,34 @@ from relcurate.db.models import Answer, CurrentLabel, QueueConfig, QueueRank, Ta
 from relcurate.db.write_retry import run_write
 
 
+_HEAD_COLS = "kind, strategy, rank, image_id, model_version_id, score"
+
+
 def write_heads(engine: Engine, heads: Mapping[str, tuple[Sequence[int], Sequence[float] | None]], *,
                 model_version_id: int | None, kind: str = FILTER) -> dict[str, int]:
-    """`heads`: strategy -> (image ids in order, their scores or None). Returns rows per head."""
-    rows_by = {}
+    """`heads`: strategy -> (image ids in order, their scores or None). Returns rows per head.
+
+    The rows go in through the driver (executemany of tuples; COPY on PostgreSQL): the ORM's
+    bulk insert of dicts took ~0.17 s for 6,000 rows, all of it holding SQLite's writer lock
+    that every next-task call needs."""
+    rows_by: dict[str, list[tuple]] = {}
     for name, (ids, scores) in heads.items():
-        ids = np.asarray(ids, dtype=np.int64)
-        sc = np.asarray(scores, dtype=np.float64) if scores is not None else None
-        rows_by[name] = [{"kind": kind, "strategy": name, "rank": r, "image_id": int(i),
-                          "model_version_id": model_version_id,
-                          "score": (float(sc[r]) if sc is not None else None)} for r, i in enumerate(ids.tolist())]
+        ids = np.asarray(ids, dtype=np.int64).tolist()
+        sc = np.asarray(scores, dtype=np.float64).tolist() if scores is not None else [None] * len(ids)
+        rows_by[name] = [(kind, name, r, i, model_version_id, v) for r, (i, v) in enumerate(zip(ids, sc))]
 
     def tx(s: Session) -> dict[str, int]:
         s.execute(delete(QueueRank).where(QueueRank.kind == kind, QueueRank.strategy.in_(list(rows_by))))
-        for rows in rows_by.values():
-            for k in range(0, len(rows), 10_000):
-                s.execute(insert(QueueRank), rows[k:k + 10_000])
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            with conn.connection.driver_connection.cursor().copy(f"COPY queue_rank ({_HEAD_COLS}) FROM STDIN") as cp:
+                for rows in rows_by.values():
+                    for row in rows:
+                        cp.write_row(row)
+        else:
+            for rows in rows_by.values():
+                if rows:
+                    conn.exec_driver_sql(f"INSERT INTO queue_rank ({_HEAD_COLS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
         cfg = s.get(QueueConfig, kind)
         if cfg is None:
             cfg = QueueConfig(kind=kind)
