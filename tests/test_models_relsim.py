@@ -127,6 +127,24 @@ def test_save_load_roundtrip_is_identical(tiny_qwen, trained, tmp_path):
     assert not np.allclose(fresh.embed(images), trained.embed(images), atol=1e-4)
 
 
+def test_fully_trained_vision_tower_saves_and_loads(tiny_qwen, tmp_path):
+    """modules_to_save (the synthetic proof's vision tower trained in full, LoRA on the text layers
+    only): every vision weight learns, and the saved copy is what a loader reads back."""
+    from relcurate.models.relsim_embedder import TINY_FULL_VISION, TINY_TEXT_TARGETS
+
+    emb = RelsimEmbedder.new(tiny_qwen, image_size=SIZE, target_modules=TINY_TEXT_TARGETS,
+                             modules_to_save=TINY_FULL_VISION)
+    names = [n for n, p in emb.named_parameters() if p.requires_grad]
+    assert any("visual" in n and "patch_embed" in n for n in names) and any("visual" in n and "norm" in n for n in names)
+    assert not any("visual" in n and "lora_" in n for n in names)  # the tower is trained in full, not LoRA'd
+    assert any("language_model" in n and "lora_A" in n and "gate_proj" in n for n in names)
+    perturb_trainable(emb)
+    emb.eval()
+    out = save_relsim_checkpoint(emb, tmp_path / "ckpt")
+    images = noise_images(3, seed=9)
+    np.testing.assert_allclose(load_relsim_checkpoint(out, tiny_qwen).embed(images), emb.embed(images), atol=1e-6)
+
+
 def test_loader_rejects_mismatched_query_id(tiny_qwen, trained, tmp_path):
     out = save_relsim_checkpoint(trained, tmp_path / "ckpt")
     cfg = read_projection_config(out)

@@ -206,6 +206,29 @@ def test_group_shares_the_relation_but_not_the_attributes() -> None:
     assert [g.key for g in generate_group("ring", 6, seed=5, size=64)] != [g.key for g in group]
 
 
+def test_layout_jitter_changes_where_and_how_big_not_what() -> None:
+    """Opt-in: the same relation, attributes and caption, the whole scene shrunk and moved (the
+    relations benchmark's "same logic, different look"); off, nothing changes."""
+    for seed in range(6):
+        plain = generate_image(seed, "ring", size=64)
+        assert png_bytes(generate_image(seed, "ring", size=64, layout_jitter=0.0).image) == png_bytes(plain.image)
+        moved = generate_image(seed, "ring", size=64, layout_jitter=0.5)
+        assert png_bytes(generate_image(seed, "ring", size=64, layout_jitter=0.5).image) == png_bytes(moved.image)
+        for key in ("shape", "color", "count", "background"):
+            assert moved.attributes[key] == plain.attributes[key]
+        assert moved.anonymous_caption == plain.anonymous_caption and moved.alt_text == plain.alt_text
+        z, tx, ty = moved.attributes["layout_zoom"]
+        assert 0.5 <= z <= 1 and 0 <= tx <= 1 - z + 1e-6 and 0 <= ty <= 1 - z + 1e-6
+        x0, y0, x1, y1 = plain.attributes["layout_bbox"]
+        expect = [x0 * z + tx, y0 * z + ty, x1 * z + tx, y1 * z + ty]
+        assert moved.attributes["layout_bbox"] == pytest.approx(expect, abs=2e-3)
+        assert "layout_zoom" not in plain.attributes
+    group = generate_group("stack", 3, seed=1, size=64, layout_jitter=0.3)
+    assert len({tuple(g.attributes["layout_zoom"]) for g in group}) == 3
+    with pytest.raises(ValueError):
+        generate_image(0, "ring", layout_jitter=1.0)
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(KeyError):
         generate_image(0, "no_such_relation")

@@ -53,6 +53,11 @@ VISION_AND_TEXT_TARGETS = ("q_proj", "v_proj", "qkv", "gate_proj", "up_proj", "d
 # included: a frozen random patch projection throws away most of a patch's shape information.
 TINY_ALL_TARGETS = VISION_AND_TEXT_TARGETS + ("k_proj", "o_proj", "attn.proj", "patch_embed.proj",
                                               "merger.mlp.0", "merger.mlp.2")
+# Every linear layer of the language model only (a regex: peft full-matches it against module
+# names; the vision MLPs share the text MLPs' names). LoRA's half of a tiny run whose whole vision
+# tower is trained in full (`modules_to_save=TINY_FULL_VISION`): a module cannot be both.
+TINY_TEXT_TARGETS = r".*language_model\.layers\.\d+\..*(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+TINY_FULL_VISION = ("visual",)
 
 
 def relsim_preprocess(image: Image.Image, image_size: int | None = DEFAULT_IMAGE_SIZE) -> Image.Image:
@@ -149,7 +154,8 @@ class RelsimEmbedder(nn.Module):
         lora_r: int = 16,
         lora_alpha: int = 32,
         lora_dropout: float = 0.05,
-        target_modules: Sequence[str] = LORA_TARGETS,
+        target_modules: Sequence[str] | str = LORA_TARGETS,
+        modules_to_save: Sequence[str] = (),
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         device_map: str | dict | None = None,
@@ -163,7 +169,8 @@ class RelsimEmbedder(nn.Module):
         """A trainable embedder: LoRA (r16, alpha32 on q/v by default) + trainable `<|query|>` row.
 
         `train_query_token=False` freezes the query row at its initial value, as the reference
-        training effectively does.
+        training effectively does. `modules_to_save` names modules trained in full (peft stores a
+        copy of each in the adapter, which every peft loader, the reference's included, reads).
         """
         from peft import LoraConfig, get_peft_model
 
@@ -174,7 +181,8 @@ class RelsimEmbedder(nn.Module):
             r=lora_r,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
-            target_modules=list(target_modules),
+            target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+            modules_to_save=list(modules_to_save) or None,
             bias="none",
             task_type="CAUSAL_LM",
             trainable_token_indices={"embed_tokens": [qid]} if train_query_token else None,

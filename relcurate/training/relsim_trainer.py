@@ -38,7 +38,10 @@ class RelsimSettings:
     lora_dropout: float = 0.05
     # The reference adapts q/v of the language model only; a tiny model built from config has a
     # random vision tower, which must learn too (vision qkv + MLPs) for relations to be learnable.
-    lora_targets: tuple[str, ...] = LORA_TARGETS
+    lora_targets: tuple[str, ...] | str = LORA_TARGETS  # names, or one regex (peft full-match)
+    # Modules trained in full beside LoRA (peft modules_to_save). Empty for real runs; the synthetic
+    # proof trains a tiny model's random vision tower in full (LoRA on random weights learns little).
+    modules_to_save: tuple[str, ...] = ()
     image_size: int = DEFAULT_IMAGE_SIZE
     train_query_token: bool = True
     temperature: float = INIT_TEMPERATURE
@@ -53,9 +56,12 @@ class RelsimSettings:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["loop"] = self.loop.as_dict()
-        d["lora_targets"] = list(self.lora_targets)
+        d["lora_targets"] = self.lora_targets if isinstance(self.lora_targets, str) else list(self.lora_targets)
         if self.lora_targets == LORA_TARGETS:
             del d["lora_targets"]  # the default: run keys of earlier runs stay the same
+        d["modules_to_save"] = list(self.modules_to_save)
+        if not self.modules_to_save:
+            del d["modules_to_save"]  # likewise
         return d
 
 
@@ -179,7 +185,7 @@ def train_relsim(ws: Workspace, *, name: str = "relsim-ft", base: str | None = N
     accelerator = make_accelerator(s.loop, run_dir, name)
     torch.manual_seed(s.loop.seed)
     embedder = RelsimEmbedder.new(base, lora_r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                                  target_modules=s.lora_targets,
+                                  target_modules=s.lora_targets, modules_to_save=s.modules_to_save,
                                   device=accelerator.device, image_size=s.image_size,
                                   gradient_checkpointing=s.loop.gradient_checkpointing,
                                   train_query_token=s.train_query_token, seed=s.loop.seed, name=name)

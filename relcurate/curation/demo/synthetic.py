@@ -545,9 +545,10 @@ class RelationTemplate:
     def placeholders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(re.findall(r"\{([A-Za-z]+)\}", self.anonymous_caption)))
 
-    def render(self, rng: random.Random, attrs: Attributes, size: int) -> tuple[Image.Image, dict[str, Any], str]:
+    def render(self, rng: random.Random, attrs: Attributes, size: int,
+               zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)) -> tuple[Image.Image, dict[str, Any], str]:
         """The image, the layout details and a concrete description (without the background)."""
-        canvas = Canvas(size, attrs.background)
+        canvas = Canvas(size, attrs.background, zoom)
         details, phrase = self.draw(rng, attrs, canvas)
         details["layout_bbox"] = canvas.layout_bbox()
         return canvas.finish(), details, phrase
@@ -669,16 +670,31 @@ class SyntheticImage:
         }
 
 
-def _build(seed: int, kind: str, template: str | None, size: int, attrs: Attributes, key: str) -> SyntheticImage:
+def layout_zoom(seed: int, name: str, layout_jitter: float) -> tuple[float, float, float]:
+    """(s, tx, ty) for `layout_jitter` j in [0, 1): the whole scene shrunk to s in [1 - j, 1] and
+    moved anywhere it still fits -- the same relation with a different look (where and how big).
+    Drawn from its own stream, so j = 0 (the identity) leaves every other draw and byte as it was."""
+    if not 0.0 <= layout_jitter < 1.0:
+        raise ValueError("layout_jitter must be in [0, 1)")
+    if layout_jitter == 0.0:
+        return 1.0, 0.0, 0.0
+    rng = random.Random(derive("layout", seed, name))
+    z = rng.uniform(1.0 - layout_jitter, 1.0)
+    return z, rng.uniform(0.0, 1.0 - z), rng.uniform(0.0, 1.0 - z)
+
+
+def _build(seed: int, kind: str, template: str | None, size: int, attrs: Attributes, key: str,
+           layout_jitter: float = 0.0) -> SyntheticImage:
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     rng = random.Random(derive("render", seed, template or kind))
+    zoom = layout_zoom(seed, template or kind, layout_jitter)
     if template is not None:
         tpl = TEMPLATES[template]
-        image, details, phrase = tpl.render(rng, attrs, size)
+        image, details, phrase = tpl.render(rng, attrs, size, zoom)
         caption: str | None = tpl.anonymous_caption
     else:
-        canvas = Canvas(size, attrs.background)
+        canvas = Canvas(size, attrs.background, zoom)
         details, phrase = _NON_RELATIONAL[kind](rng, attrs, canvas)
         details["layout_bbox"] = canvas.layout_bbox()
         image, caption = canvas.finish(), None
@@ -693,13 +709,17 @@ def _build(seed: int, kind: str, template: str | None, size: int, attrs: Attribu
         "jitter": rounded(attrs.jitter),
     }
     attributes.update(details)
+    if layout_jitter:  # positions above are in the scene's own unit square; the bbox is in the image
+        attributes["layout_zoom"] = [rounded(v) for v in zoom]
     alt_text = f"{phrase} on {attrs.background.describe()}"
     return SyntheticImage(key, image, template is not None, template, attributes, alt_text, caption, kind)
 
 
-def generate_image(seed: int, template: str | None = None, *, size: int = 256, kind: str | None = None) -> SyntheticImage:
+def generate_image(seed: int, template: str | None = None, *, size: int = 256, kind: str | None = None,
+                   layout_jitter: float = 0.0) -> SyntheticImage:
     """One image. ``template`` forces that relation; ``kind`` is "relational" (a template drawn from
-    the seed), "single" or "clutter". With neither given the image is relational."""
+    the seed), "single" or "clutter". With neither given the image is relational. ``layout_jitter``
+    (default 0: off) shrinks and moves the whole scene at random (see :func:`layout_zoom`)."""
     if template is not None:
         if template not in TEMPLATES:
             raise KeyError(f"unknown template {template!r}; known: {sorted(TEMPLATES)}")
@@ -713,7 +733,7 @@ def generate_image(seed: int, template: str | None = None, *, size: int = 256, k
     elif kind not in _NON_RELATIONAL:
         raise ValueError(f"unknown kind {kind!r}; expected 'relational' or one of {NON_RELATIONAL_KINDS}")
     key = f"{template or kind}-{seed:06d}"
-    return _build(seed, kind, template, size, sample_attributes(seed), key)
+    return _build(seed, kind, template, size, sample_attributes(seed), key, layout_jitter)
 
 
 def generate_pool(n: int, *, seed: int = 0, relational_fraction: float = 0.1, size: int = 256) -> Iterator[SyntheticImage]:
@@ -744,9 +764,11 @@ def generate_pool(n: int, *, seed: int = 0, relational_fraction: float = 0.1, si
     return _items()
 
 
-def generate_group(template: str, n_members: int, *, seed: int, size: int = 256) -> list[SyntheticImage]:
+def generate_group(template: str, n_members: int, *, seed: int, size: int = 256,
+                   layout_jitter: float = 0.0) -> list[SyntheticImage]:
     """n_members images of one relation with shapes and colours cycled without repeats (as far as
-    the palettes allow): a seed group whose only common factor is the relation."""
+    the palettes allow): a seed group whose only common factor is the relation. ``layout_jitter``
+    as in :func:`generate_image`."""
     if template not in TEMPLATES:
         raise KeyError(f"unknown template {template!r}")
     rng = random.Random(derive("group", template, seed))
@@ -758,7 +780,7 @@ def generate_group(template: str, n_members: int, *, seed: int, size: int = 256)
         member_seed = derive("group-member", template, seed, j) % 10**9
         attrs = sample_attributes(member_seed, shape=shapes[j % len(shapes)], color=colors[j % len(colors)])
         key = f"{template}-group{seed}-{j:02d}"
-        members.append(_build(member_seed, "relational", template, size, attrs, key))
+        members.append(_build(member_seed, "relational", template, size, attrs, key, layout_jitter))
     return members
 
 

@@ -360,9 +360,12 @@ def sample_background(rng: random.Random, colors: Sequence[str]) -> Background:
 
 
 class Canvas:
-    def __init__(self, size: int, background: Background) -> None:
+    def __init__(self, size: int, background: Background, zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)) -> None:
+        """`zoom` = (s, tx, ty): the scene's unit square is drawn at s x its size, shifted by
+        (tx, ty) (fractions of the image) over the full background; the identity by default."""
         self.size = size
         self.w = size * SUPERSAMPLE
+        self.zoom = zoom
         self.background = background
         self.image = render_background(background, size, self.w)
         self.draw = ImageDraw.Draw(self.image)
@@ -374,7 +377,8 @@ class Canvas:
         self._hi = np.array([-np.inf, -np.inf])
 
     def _px(self, pts: np.ndarray) -> list[tuple[float, float]]:
-        return [(float(x), float(y)) for x, y in pts * self.w]
+        z, tx, ty = self.zoom
+        return [(float(x), float(y)) for x, y in (pts * z + (tx, ty)) * self.w]
 
     def polygon(self, pts: np.ndarray, fill: Sequence[int], outline: bool = True) -> None:
         fill_t = tuple(int(v) for v in fill)
@@ -383,7 +387,7 @@ class Canvas:
         if not outline:
             self.draw.polygon(self._px(pts), fill=fill_t)
             return
-        extent = float((pts.max(0) - pts.min(0)).max()) * self.w
+        extent = float((pts.max(0) - pts.min(0)).max()) * self.w * self.zoom[0]
         width = max(1, int(round(extent * 0.03)))
         edge = tuple(int(v * 0.55) for v in fill_t)
         self.draw.polygon(self._px(pts), fill=fill_t, outline=edge, width=width)
@@ -394,8 +398,9 @@ class Canvas:
         return pts
 
     def line(self, pts: Sequence[tuple[float, float]], width: float, fill: Sequence[int] | None = None) -> None:
-        px = [(x * self.w, y * self.w) for x, y in pts]
-        self.draw.line(px, fill=tuple(fill or self.ink), width=max(1, int(round(width * self.w))), joint="curve")
+        px = self._px(np.asarray(pts, dtype=np.float64).reshape(-1, 2))
+        width_px = max(1, int(round(width * self.w * self.zoom[0])))
+        self.draw.line(px, fill=tuple(fill or self.ink), width=width_px, joint="curve")
 
     def dashed(self, a: tuple[float, float], b: tuple[float, float], width: float, dash: float = 0.03) -> None:
         length = math.dist(a, b)
@@ -410,7 +415,9 @@ class Canvas:
     def layout_bbox(self) -> list[float]:
         if not np.isfinite(self._lo).all():
             return [0.0, 0.0, 0.0, 0.0]
-        return [rounded(v) for v in (*self._lo, *self._hi)]
+        z, tx, ty = self.zoom
+        lo, hi = self._lo * z + (tx, ty), self._hi * z + (tx, ty)
+        return [rounded(v) for v in (*lo, *hi)]
 
     def finish(self) -> Image.Image:
         return self.image.reduce(SUPERSAMPLE) if SUPERSAMPLE > 1 else self.image
