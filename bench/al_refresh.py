@@ -22,7 +22,7 @@ re-ranked 4.6 s (score 3.6, rank 0.6, fit 0.1, heads 0.24); next_task p95 9.1 ms
 vs 2.4 ms idle; peak RSS 4.5 GiB (most of it the bench's float64 vector generation).
 
 Measured 2026-12-02 after them (one BLAS controller kept, whole-array float32 sigmoid, float32
-ranking, warm-started folds, driver-level inserts of heads and predictions, refresh thread at nice
+ranking, warm-started folds (since reverted: see fast_head.py), driver-level inserts of heads and predictions, refresh thread at nice
 +10, float32 vectors generated in blocks); the machine was shared with other sessions (load average
 4-8 on 2 cores), so absolute times are noisy: compare within a run.
 - SQLite, 1M, 2 refreshes, duty 0.2, annotator in its own session (run before the warm-started
@@ -37,6 +37,16 @@ ranking, warm-started folds, driver-level inserts of heads and predictions, refr
   0.74) — goal met; next_task p95 9.94 ms during vs 8.41 ms idle (ratio 1.18): PostgreSQL's own
   next_task misses 5 ms on this loaded machine even idle. Predictions (COPY) 36 s, pruning 14 s.
   Peak RSS 2014 MiB.
+Measured 2026-12-02 on an idle machine (load 0.4-1.4 on 2 cores), current code (cold folds):
+- SQLite, 1M, `--refreshes 1 --duty 1`: to re-ranked 0.53 s (labels 0.06, fit 0.05, score 0.22,
+  rank 0.13, heads 0.06) -- goal met; next_task p95 5.44 ms during the re-rank (89 calls) vs 1.45
+  ms idle (p50 1.58 vs 1.03) -- goal missed by 0.44 ms (the heads' write holds SQLite's writer
+  lock ~60 ms; a lease waiting behind it sleeps in SQLite's busy handler); during the first 8 s of
+  undamped prediction writes p95 83 ms (the default duty exists for that). Predictions 19 s.
+  Peak RSS 1959 MiB (vectors 1465 MiB).
+- PostgreSQL, 1M, 2 refreshes (folds still warm-started then): to re-ranked 0.73 s median -- met;
+  next_task p95 5.64 ms during vs 4.97 ms idle (ratio 1.13): PostgreSQL's own next_task is at the
+  5 ms line here even idle. Predictions (COPY) 25 s, pruning 9 s. Peak RSS 2013 MiB.
 - Same session (annotator and refresh in one autogroup), predictions stubbed out, 3 refreshes
   each, back to back at load ~4 (bench-like script, not this file): code before the changes 1.38-1.65 s to re-ranked, next_task
   p95 6.2-7.3 ms during vs 2.6 ms idle; after them at nice +10, p95 2.3-4.3 ms during vs 3.3 ms
