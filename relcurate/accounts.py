@@ -117,6 +117,11 @@ def list_users(engine: Engine) -> list[User]:
         return list(s.exec(select(User).order_by(User.username)))
 
 
+def usernames_by_id(engine: Engine) -> dict[int, str]:
+    """user id -> username, for tables that show who did something."""
+    return {u.id: u.username for u in list_users(engine)}
+
+
 def get_user(engine: Engine, user_id: int) -> User | None:
     with read_scope(engine) as s:
         return s.get(User, user_id)

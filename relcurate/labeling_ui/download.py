@@ -23,7 +23,7 @@ import streamlit as st
 NAME = "relcurate_download"
 MAX_BYTES = 64 * 1024**2  # base64 adds a third; well under Streamlit's 200 MB message cap
 _K_PENDING = "dl_pending"  # element key -> (token, path) asked for, not sent yet
-_K_SENT = "dl_sent"  # element key -> (token, file name) already in the browser
+_K_SENT = "dl_sent"  # element key -> token of the bytes already in the browser
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _JS = (Path(__file__).parent / "static" / "download.js").read_text(encoding="utf-8")
 
@@ -56,9 +56,9 @@ def offer(key: str, file_name: str, mime: str = "application/zip") -> None:
                     "copy it from the workspace path.")
             return
         data.update(token=token, b64=base64.b64encode(path.read_bytes()).decode("ascii"), size=size)
-        sent[key] = (token, name)
+        sent[key] = token
     elif key in sent:
-        data["token"] = sent[key][0]
+        data["token"] = sent[key]
     else:
         return  # nothing asked for yet: no element
     _component(key=key, data=data)

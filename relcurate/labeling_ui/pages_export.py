@@ -188,7 +188,7 @@ def _jobs_view(ctx: PageContext, was_live: bool) -> None:
     for j in live:
         st.progress(float(j.progress), text=escape_md(f"job {j.id}: exports/{(j.params or {}).get('name', '')} "
                                                       f"{j.state} {j.progress_note or ''}"))
-    names = {u.id: u.username for u in accounts.list_users(ctx.ws.engine)}
+    names = accounts.usernames_by_id(ctx.ws.engine)
     st.dataframe(jobs_frame(jobs, names), hide_index=True, key="exp_jobs",
                  column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
     done = [j for j in jobs if j.state == "done" and j.result]

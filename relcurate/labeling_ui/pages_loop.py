@@ -71,7 +71,7 @@ def render(ctx: PageContext) -> None:
     st.caption(escape_md(", ".join(f"{k}: {v}" for k, v in counts.items())))
     jobs = job_store.list_jobs(ctx.ws.engine, limit=50)
     if jobs:
-        names = {u.id: u.username for u in accounts.list_users(ctx.ws.engine)}
+        names = accounts.usernames_by_id(ctx.ws.engine)
         st.dataframe(jobs_frame(jobs, names), hide_index=True,
                      column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
         failed = [j for j in jobs if j.state == "failed"]

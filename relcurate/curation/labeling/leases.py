@@ -110,12 +110,9 @@ def get_config(engine: Engine, kind: str = FILTER) -> QueueConfig:
         return _config(s, kind)
 
 
-MAX_DWELL_MS = 5000
 DWELL_KEY = "min_dwell_ms"  # in QueueConfig.params: how long an image is on screen before a key counts
-
-
 DWELL_ENV = "RELCURATE_MIN_DWELL_MS"  # the fallback when the workspace never set one
-DEFAULT_DWELL_MS = 200
+DEFAULT_DWELL_MS, MAX_DWELL_MS = 200, 5000
 
 
 def min_dwell_ms(engine: Engine, kind: str = FILTER) -> int:
