@@ -114,6 +114,30 @@ def test_preview_warning_enqueue_once_and_finished_job(curated, monkeypatch):
     assert job_store.list_jobs(ws.engine, kind="export")[0].params["overwrite"] is True
 
 
+def test_a_field_edited_and_clicked_in_one_go_queues_nothing_stale(curated, monkeypatch):
+    """Streamlit hands on_click the args of the run that drew the button: a name typed and the
+    button clicked without Enter (one rerun) must not queue the old name. Nothing is queued, the
+    page says why, and the next click queues what is shown."""
+    ws = curated.ws
+    at = goto(_app(ws, monkeypatch, "cur"), "export")
+    suggested = at.text_input(key="exp_name").value
+    at.text_input(key="exp_name").input("typed-name")  # no run: the edit rides on the click
+    at.button(key="exp_start").click().run()
+    assert job_store.list_jobs(ws.engine, kind="export") == []
+    assert "settings changed since the preview" in _shown(at.info)
+    at.text_input(key="exp_splits_relsim_").input("train=3,test=1")
+    at.button(key="exp_start").click().run()  # the splits too
+    assert job_store.list_jobs(ws.engine, kind="export") == []
+    at.button(key="exp_start").click().run()
+    [job] = job_store.list_jobs(ws.engine, kind="export")
+    assert job.params["name"] == "typed-name" != suggested
+    assert job.params["splits"] == {"train": 3.0, "test": 1.0}
+    at.selectbox(key="exp_format").select("seed-groups").run()  # widgets that go away are no change
+    at.text_input(key="exp_name").input("groups-a").run()
+    at.button(key="exp_start").click().run()
+    assert [j.params["name"] for j in job_store.list_jobs(ws.engine, kind="export")].count("groups-a") == 1
+
+
 def test_format_switch_and_seed_groups_have_no_split(curated, monkeypatch):
     at = goto(_app(curated.ws, monkeypatch, "adm"), "export")
     at.selectbox(key="exp_format").set_value("seed-groups").run()

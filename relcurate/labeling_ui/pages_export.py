@@ -23,6 +23,9 @@ from relcurate.labeling_ui.widgets import set_flash, show_flash
 
 K_FLASH = "exp_flash"
 K_NAME, K_SUGGESTED = "exp_name", "exp_name_suggested"
+# The settings widgets' keys (the split weights' key also names the format: "exp_splits_<fmt>_<dataset>").
+_SETTING_KEYS = ("exp_format", K_NAME, "exp_per", "exp_dataset", "exp_caption_source", "exp_images",
+                 "exp_include_pending", "exp_url_link", "exp_embed", "exp_exclude", "exp_overwrite", "exp_seed")
 LIVE = ("queued", "running")
 MAX_DOWNLOAD_BYTES = download.MAX_BYTES  # the zip travels inline over the websocket; bigger: use the path
 REFRESH_S = 2.0
@@ -93,9 +96,22 @@ def _splits(fmt: str, dataset: str | None) -> dict:
     return {"splits": spec, "seed": int(seed)}
 
 
-def _enqueue(ctx: PageContext, params: dict) -> None:
+def _settings_snapshot() -> dict:
+    """Every export widget's value now. Streamlit hands on_click the args of the run that drew the
+    button, so a field edited and the button clicked in one go (no Enter) would queue the old
+    settings; comparing this snapshot catches that."""
+    return {str(k): st.session_state[k] for k in st.session_state
+            if k in _SETTING_KEYS or str(k).startswith("exp_splits_")}
+
+
+def _enqueue(ctx: PageContext, params: dict, previewed: dict) -> None:
     """on_click: queue the export that was previewed. One live job per folder: a double click
-    gets the same job back."""
+    gets the same job back. Settings changed since the preview queue nothing: the rerun shows
+    their preview and the user clicks again."""
+    now = _settings_snapshot()  # a key gone since (a widget that run did not draw) is no setting now
+    if any(k in now and now[k] != v for k, v in previewed.items()):
+        set_flash(K_FLASH, "The settings changed since the preview: check it and click Start export again.", "info")
+        return
     try:
         wanted = parse_export_params(params).as_params()
         enq = enqueue_export(ctx.ws, params, requested_by=ctx.user.id)
@@ -210,7 +226,8 @@ def render(ctx: PageContext) -> None:
         params["overwrite"] = True
     params.update(_splits(fmt, params.get("dataset")))
     ok = _preview(ctx, params)
-    st.button("Start export", key="exp_start", type="primary", on_click=_enqueue, args=(ctx, params), disabled=not ok,
+    st.button("Start export", key="exp_start", type="primary", on_click=_enqueue,
+              args=(ctx, params, _settings_snapshot()), disabled=not ok,
               icon=":material/play_arrow:")
     st.caption("The export runs in the background worker (relcurate worker); this page only queues it.")
 
