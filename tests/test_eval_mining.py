@@ -1,7 +1,7 @@
 """Mining and the similarity space on the synthetic benchmark (16 relation templates with ground
-truth). The relational embedder is the template oracle (relcurate/testing/evaluation.py): a tiny
-relsim trained for a few CPU steps does not learn the templates reliably, and the real trainer
-comes from another issue. The attribute side is the real attribute baseline."""
+truth). Most tests use the template oracle (relcurate/testing/evaluation.py) as the relational
+embedder, so they test the ranking and the page, not a model; `test_mining_with_a_trained_relsim`
+uses a relsim trained by the real trainer. The attribute side is the real attribute baseline."""
 from __future__ import annotations
 
 import shutil
@@ -18,14 +18,11 @@ from relcurate.testing.evaluation import build_eval_workspace, register_eval_mod
 from relcurate.testing.relations import relations_relsim  # noqa: F401 (session fixture: trained once)
 from relcurate.workspace import Workspace
 
-# Measured 2026-12-02 with the test-sized relsim (relcurate.testing.relations.TEST_RUN): 15% of the
-# top 20 (3 pairs), against ~2% for a random pair of this workspace; the oracle reaches >= 90%.
-# A test-sized relsim does not make the top *dominated* by such pairs. Bench-sized ones
-# (bench/relsim_relations.py, 300 steps, 4-12 min on the loaded CPU) reached 55%, 60% and 30% at
-# lr 3e-3 (seeds 7, 8, 9; 9 did not converge), 45%, 50%, 30% at lr 1.5e-3, 55% with the vision
-# tower trained in full, 30% with 3x the data: a majority is not reliable even there, so this test
-# keeps the floor it can hold at its size.
-MIN_TRAINED_SHARE = 0.10
+# Issue 12: "the top of that ranking is dominated by same-template, different-colour pairs". With
+# the suite's relsim (relcurate.testing.relations.TEST_RUN, the bench's default run, seed 7) 18 and
+# 15 of the top 20 were, in two runs (90%, 75%; a random pair of this workspace: ~2%); over the bench's three seeds 90%,
+# 55%, 70%. A smaller relsim (8 groups x 300 steps) got 30-60%, the old 50-step one 15%.
+DOMINATED = 0.5  # more than half of the top 20
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +105,7 @@ def test_similarity_space_regions_and_figures(ws, tmp_path):
         space.similarity_space(ws, 10**9, relational="oracle", attribute="attribute")
 
 
+@pytest.mark.timeout(900)  # trains the session's relsim when it runs first (~2 min idle)
 def test_mining_with_a_trained_relsim(ws, relations_relsim):
     """Issue 12's claim with a real relsim: the relsim trained once per session on the synthetic
     captions (tests/test_relsim_relations.py) is the relational space here; the top of the
@@ -135,7 +133,7 @@ def test_mining_with_a_trained_relsim(ws, relations_relsim):
     print(f"trained relsim: {share:.0%} of the top {len(pairs)} mined pairs are same template, other colour "
           f"(a random pair: {random_rate:.1%})")
     assert share >= 3 * random_rate
-    assert share >= MIN_TRAINED_SHARE, [(truth[p["a"]]["template"], truth[p["b"]]["template"]) for p in pairs]
+    assert share > DOMINATED, [(truth[p["a"]]["template"], truth[p["b"]]["template"]) for p in pairs]
 
 
 def test_standardised_scoring_is_exact_and_scale_free():

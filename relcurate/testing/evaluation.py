@@ -1,9 +1,9 @@
 """Evaluation test helpers: a synthetic workspace with accepted ground-truth captions, and a
 "template oracle" embedder standing in for a trained relsim model.
 
-Why an oracle: the mining and similarity-space tests need an embedder that knows relations;
-a tiny relsim trained for a few CPU steps does not reliably learn 16 templates, and the real
-relsim trainer comes from another issue. The oracle maps an image's pixels (digest) to its
+Why an oracle: the ranking, similarity-space and page tests need an embedder that knows
+relations exactly and costs nothing (a trained tiny relsim takes ~2 min and is right ~80% of the
+time; tests/test_eval_mining.py uses one for the claim itself). The oracle maps an image's pixels (digest) to its
 synthetic template (one-hot, plus a small per-image jitter); non-relational images get a
 random direction. It is registered as backend "test-template-oracle" and loads through the
 model registry like any version, so the code under test is the real path.
