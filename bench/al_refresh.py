@@ -188,7 +188,13 @@ def main() -> None:
                     help="Priority drop of the refreshing thread (0: none; default %(default)s).")
     ap.add_argument("--same-session", action="store_true",
                     help="Run the annotator process in the bench's own session (one autogroup with the refresh).")
+    ap.add_argument("--stub-heads", action="store_true",
+                    help="Attribution probe: the refresh skips writing the heads (the queue is not re-ranked), "
+                         "so what remains of the latency during a refresh is CPU and the other writes.")
     args = ap.parse_args()
+    if args.stub_heads:
+        import relcurate.training.fast_head as fh
+        fh.write_heads = lambda _e, heads, **_kw: {k: len(v[0]) for k, v in heads.items()}
     own = not args.same_session
 
     print(f"load average at start (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
@@ -257,18 +263,24 @@ def main() -> None:
         print(f"| {args.backend}, {len(ids):,} images x {args.dim}-d, {args.labels}+{args.new_labels}/refresh labels, "
               f"nice {args.nice}, annotator in {'the same' if args.same_session else 'its own'} session | median s |")
         print("|---|---|")
-        for k in ("labels", "fit", "score", "rank", "reranked", "to_reranked", "predictions", "pruned", "total"):
-            print(f"| {k} | {med[k]:.3f} |")
+        for k in ("labels", "fit", "score", "rank", "registered", "reranked", "to_reranked", "predictions", "pruned",
+                  "total"):
+            if k in med:
+                print(f"| {k} | {med[k]:.3f} |")
         print()
         p50i, p95i, p50d, p95d = pct(idle_lat, .5), pct(idle_lat, .95), pct(during, .5), pct(during, .95)
-        print("| next_task (other process) | calls | p50 ms | p95 ms |")
-        print("|---|---|---|---|")
-        print(f"| idle (baseline) | {len(idle_lat)} | {p50i:.2f} | {p95i:.2f} |")
-        print(f"| during refresh, up to re-ranked | {len(during)} | {p50d:.2f} | {p95d:.2f} |")
-        print(f"| ratio during/idle | | {p50d / p50i:.2f} | {p95d / p95i:.2f} |")
+        def tail(xs):
+            return f"{pct(xs, .99):.2f} | {max(xs) if xs else float('nan'):.2f}"
+
+        print("| next_task (other process) | calls | p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|")
+        print(f"| idle (baseline) | {len(idle_lat)} | {p50i:.2f} | {p95i:.2f} | {tail(idle_lat)} |")
+        print(f"| during refresh, up to re-ranked{' (heads stubbed out)' if args.stub_heads else ''} | "
+              f"{len(during)} | {p50d:.2f} | {p95d:.2f} | {tail(during)} |")
+        print(f"| ratio during/idle | | {p50d / p50i:.2f} | {p95d / p95i:.2f} | | |")
         duty = args.duty if args.duty is not None else (0.05 if args.backend == "sqlite" else 1.0)
         print(f"| first 8 s of prediction writes (duty {duty}) | {len(during_pred)} | "
-              f"{pct(during_pred, .5):.2f} | {pct(during_pred, .95):.2f} |")
+              f"{pct(during_pred, .5):.2f} | {pct(during_pred, .95):.2f} | {tail(during_pred)} |")
         print()
         print(f"vectors: {vecs.nbytes / 2**20:.0f} MiB; peak RSS of the refreshing process {rss:.0f} MiB "
               f"(before the first refresh {rss0:.0f} MiB)")
