@@ -30,8 +30,10 @@ def _rebuild_queue_rank(versioned: bool, copy_where: str = "") -> None:
         sa.Column("image_id", sa.Integer(), nullable=False),
         sa.Column("model_version_id", sa.Integer(), nullable=True),
         sa.Column("score", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(["image_id"], ["image.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["model_version_id"], ["model_version.id"], ondelete="CASCADE"),
+        # Named as PostgreSQL names them on a fresh store (names need only be unique per table).
+        sa.ForeignKeyConstraint(["image_id"], ["image.id"], ondelete="CASCADE", name="queue_rank_image_id_fkey"),
+        sa.ForeignKeyConstraint(["model_version_id"], ["model_version.id"], ondelete="CASCADE",
+                                name="queue_rank_model_version_id_fkey"),
     ]
     pk = ["kind", "generation", "strategy", "rank"] if versioned else ["kind", "strategy", "rank"]
     op.create_table("queue_rank_new", *cols, sa.PrimaryKeyConstraint(*pk, name="queue_rank_new_pkey"))
