@@ -4,8 +4,9 @@ Each refresh of the fast head stores the head of every strategy's ranking in `qu
 under a new generation and then serves it (`queue_heads.write_heads`); an order here walks that
 table's primary key (kind, generation, strategy, rank) with the served generation read in the
 same statement, and probes `label_task` by primary key, so the next-task call stays an index
-walk at a million images and never sees a half-written or half-pruned head. When a head is used up before the next refresh, the order falls back to the
-random order (recorded as "random" on the task: the record says what really chose it).
+walk at a million images and never sees a half-written or half-pruned head. When a head is used
+up before the next refresh, the order falls back to the random order (recorded as "random" on
+the task: the record says what really chose it).
 
 The mix picks a sub-strategy per handed-out task by smooth weighted round robin over its quotas
 (exact shares per process, no randomness to test around) and records the sub-strategy's name
