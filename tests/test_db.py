@@ -77,3 +77,39 @@ def test_workspace_layout_and_reopen(tmp_path):
     with pytest.raises(WorkspaceError):
         Workspace.open(tmp_path / "nothing-here")
     Workspace.init(tmp_path / "w")  # re-init is idempotent
+
+
+def test_sqlite_writer_waits_behind_another_past_the_poll_window(tmp_path, monkeypatch):
+    """A writer that finds the write lock taken polls briefly, then waits in SQLite's busy
+    handler; either way it gets the lock once the other commits, and the connection keeps its
+    busy timeout."""
+    import threading
+
+    from relcurate.db import engine as engine_mod
+    from relcurate.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine
+    from relcurate.db.write_retry import run_write
+
+    monkeypatch.setattr(engine_mod, "SQLITE_POLL_FOR_S", 0.001)
+    eng = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with eng.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    holder = eng.raw_connection()
+    holder.cursor().execute("BEGIN IMMEDIATE")
+    got, entered = [], threading.Event()
+
+    def write(s):
+        s.connection().exec_driver_sql("INSERT INTO t VALUES (1)")  # BEGIN IMMEDIATE runs first
+        entered.set()
+        return s.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
+
+    th = threading.Thread(target=lambda: got.append(run_write(eng, write)))
+    th.start()
+    th.join(0.2)  # the writer is still waiting: the lock is held
+    assert th.is_alive() and not entered.is_set()
+    holder.commit()
+    holder.close()
+    th.join()
+    assert got == [SQLITE_BUSY_TIMEOUT_MS]
+    with eng.connect() as c:
+        assert c.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    eng.dispose()

@@ -413,6 +413,10 @@ class QueueConfig(SQLModel, table=True):
     lease_seconds: int = 900
     strategy: str = Field(default="random", max_length=32)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The generation of queue_rank rows the model-driven orders serve, and the last generation
+    # handed to a writer (queue_heads: heads are written under a fresh generation, then served).
+    heads_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    heads_issued: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     updated_by: Optional[int] = Field(default=None, foreign_key="app_user.id")
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -640,12 +644,15 @@ class Job(SQLModel, table=True):
 
 class QueueRank(SQLModel, table=True):
     """The head of one model-driven task order: the first few thousand images of a strategy's
-    ranking, rewritten in one transaction by each refresh. The primary key (kind, strategy,
-    rank) is the index the next-task walk follows, probing label_task by primary key."""
+    ranking. Each refresh writes its heads under a new `generation` in short chunks and then
+    points QueueConfig.heads_generation at it; readers see only that generation. The primary
+    key (kind, generation, strategy, rank) is the index the next-task walk follows (equality on
+    the first three, in rank order), probing label_task by primary key."""
 
     __tablename__ = "queue_rank"
 
     kind: str = Field(default="filter", max_length=16, primary_key=True)
+    generation: int = Field(default=0, primary_key=True)
     strategy: str = Field(max_length=32, primary_key=True)
     rank: int = Field(primary_key=True)
     image_id: int = Field(foreign_key="image.id", ondelete="CASCADE")

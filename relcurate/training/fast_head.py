@@ -4,7 +4,8 @@ P(Yes) for every pooled image written as Prediction rows, and the open queue re-
 
 One refresh, all batched: consensus labels -> vectors by id (np.searchsorted, no per-row
 lookups) -> fit (a few thousand labels: milliseconds) -> score the whole pool in chunks ->
-strategy heads (argpartition, k-center on a sample) -> one short transaction for the heads ->
+strategy heads (argpartition, k-center on a sample) -> the heads in short chunked transactions
+under a new generation, then served in one tiny one (queue_heads) ->
 Prediction rows in chunked bulk inserts, each its own transaction so labeling never waits long.
 The numeric part runs with one BLAS thread in a thread of lowered priority (background_compute):
 on 2 cores the annotators' next-task calls then win the core they share with a refresh.
@@ -271,6 +272,7 @@ def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, na
         metrics=metrics,
         trained_on={"labels": int(len(y)), "positives": int(y.sum()), "audit": int(in_audit.sum()),
                     "labels_seen": labels_seen, "embedding": f"{emb.name}:{emb.version}", "C": settings.C})
+    t["registered"] = time.perf_counter()
     written = write_heads(ws.engine, {k: (ids[v], p[v]) for k, v in heads.items()}, model_version_id=mv.id, kind=kind)
     t["reranked"] = time.perf_counter()
     say(0.5, f"queue re-ranked by {name}:{mv.version}; writing {len(ids)} predictions")
@@ -280,7 +282,7 @@ def _refresh_fast_head(ws: Workspace, embedding: str | int | ModelVersion, *, na
     t["pruned"] = time.perf_counter()
     timings = {}
     prev = t["start"]
-    for k in ("vectors", "labels", "fit", "score", "rank", "reranked", "predictions", "pruned"):
+    for k in ("vectors", "labels", "fit", "score", "rank", "registered", "reranked", "predictions", "pruned"):
         timings[k] = t[k] - prev
         prev = t[k]
     timings["to_reranked"] = t["reranked"] - t["start"]

@@ -155,7 +155,8 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
         raise QueueError(f"the minimum dwell must be between 0 and {MAX_DWELL_MS} ms")
 
     def tx(s: Session) -> QueueConfig:
-        cfg = s.get(QueueConfig, kind)
+        # Locked on PostgreSQL: a heads refresh serving a new generation writes params too.
+        cfg = s.get(QueueConfig, kind, with_for_update=True)
         if cfg is None:
             cfg = QueueConfig(kind=kind)
             s.add(cfg)

@@ -1,10 +1,12 @@
 """The model-driven task orders: uncertainty, positive mining, diversity, and a quota mix.
 
 Each refresh of the fast head stores the head of every strategy's ranking in `queue_rank`
-(`queue_heads.write_heads`); an order here walks that table's primary key (kind, strategy,
-rank) and probes `label_task` by primary key, so the next-task call stays an index walk at a
-million images. When a head is used up before the next refresh, the order falls back to the
-random order (recorded as "random" on the task: the record says what really chose it).
+under a new generation and then serves it (`queue_heads.write_heads`); an order here walks that
+table's primary key (kind, generation, strategy, rank) with the served generation read in the
+same statement, and probes `label_task` by primary key, so the next-task call stays an index
+walk at a million images and never sees a half-written or half-pruned head. When a head is used
+up before the next refresh, the order falls back to the random order (recorded as "random" on
+the task: the record says what really chose it).
 
 The mix picks a sub-strategy per handed-out task by smooth weighted round robin over its quotas
 (exact shares per process, no randomness to test around) and records the sub-strategy's name
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, bindparam
+from sqlalchemy import Select, and_, bindparam, select
 from sqlmodel import Session
 
 from relcurate.curation.labeling.al_select import DEFAULT_MIX, MODEL_STRATEGIES, normalise_mix
@@ -36,8 +38,18 @@ class RankedOrder:
     def order(self, candidates: Select) -> Select:
         return (candidates.join(QueueRank, and_(QueueRank.kind == LabelTask.kind,
                                                 QueueRank.image_id == LabelTask.image_id))
-                .where(QueueRank.kind == bindparam("q_kind"), QueueRank.strategy == self.name)
+                .where(QueueRank.kind == bindparam("q_kind"), QueueRank.generation == served_generation(),
+                       QueueRank.strategy == self.name)
                 .order_by(QueueRank.rank))
+
+
+def served_generation(kind=None):
+    """The served generation of `kind`'s heads as a scalar subquery (default: the `q_kind` bind
+    parameter of the next-task pick). Read in the same statement as the rows, it always matches
+    them: a config cached for seconds could name a generation already pruned. Evaluated once
+    per statement, so the walk is still by equality on the key's first three columns."""
+    kind = bindparam("q_kind") if kind is None else kind
+    return select(QueueConfig.heads_generation).where(QueueConfig.kind == kind).scalar_subquery()
 
 
 def _model_version(cfg: QueueConfig) -> int | None:
