@@ -52,6 +52,18 @@ round trips, each a wake-up of a server process on 2 loaded cores: p95 6 ms even
 store: p50 1.15 / p95 1.86 ms at load 1.7, 2.98 / 7.88 ms at load 2.7; the ranked pick itself
 executes in 0.34 ms, queue_rank key walk + label_task key probes). The PostgreSQL goal needs a
 quieter machine or fewer round trips (e.g. pool_pre_ping, the set_config call): not done here.
+
+Measured 2026-12-03 on an idle machine (load 0.05 at start), same code, 1M x 384-d, 3 refreshes:
+| run | to re-ranked s | idle p50/p95 | during p50/p95/p99/max | calls during |
+|---|---|---|---|---|
+| SQLite, `--duty 1` | 0.34 | 0.86/1.57 | 1.48/2.95/3.98/7.3 | 201 | goal met
+| PostgreSQL | 0.40 | 0.90/1.27 | 1.65/5.38/9.96/11.3 | 195 | p95 missed by 0.38 ms
+Peak RSS 1.9 GiB either way (vectors 1.4 GiB). Round trips are not what PostgreSQL's tail
+is made of: an in-process next_task loop (100k images, mix order) with and without
+pool_pre_ping gave p95 2.60/2.17 vs 1.87/2.75 ms idle and 7.04/6.73 vs 7.22/6.89 ms with two
+CPU burners: no difference beyond noise, while two busy cores alone take p95 to ~7 ms. What is
+left is CPU scheduling on 2 cores (the annotator's server process shares the postgres service's
+share with the refresh's COPY, prune and autovacuum of the previous refresh's 1M predictions).
 """
 from __future__ import annotations
 
