@@ -18,10 +18,10 @@ from relcurate.testing.evaluation import build_eval_workspace, register_eval_mod
 from relcurate.testing.relations import relations_relsim  # noqa: F401 (session fixture: trained once)
 from relcurate.workspace import Workspace
 
-# Issue 12: "the top of that ranking is dominated by same-template, different-colour pairs". With
-# the suite's relsim (relcurate.testing.relations.TEST_RUN, the bench's default run, seed 7) 18 and
-# 15 of the top 20 were, in two runs (90%, 75%; a random pair of this workspace: ~2%); over the bench's three seeds 90%,
-# 55%, 70%. A smaller relsim (8 groups x 300 steps) got 30-60%, the old 50-step one 15%.
+# Issue 12: "the top of that ranking is dominated by same-template, different-colour pairs". The
+# suite's relsim (relcurate.testing.relations.TEST_RUN: the bench's 24 x 1000 row, seed 7) put 15
+# of the top 20 there in this test and 18 in the bench (75%, 90%; a random pair of this workspace:
+# ~2%); the bench's three seeds of that row gave 90%, 55%, 70%. 8 groups x 300 steps got 30-60%.
 DOMINATED = 0.5  # more than half of the top 20
 
 
