@@ -46,5 +46,21 @@ def run_write(engine: Engine, fn: Callable[[Session], T], attempts: int = 8) -> 
     raise AssertionError("unreachable")
 
 
+def write_duty(engine: Engine, duty: float | None, sqlite_default: float) -> float:
+    """The share of time a chunked bulk writer may hold the write lock: `duty` if given, else
+    none to give up on PostgreSQL (row locks: labeling never waits on it) and `sqlite_default`
+    on SQLite (one writer lock that every next-task call needs)."""
+    if duty is not None:
+        return duty
+    return 1.0 if engine.dialect.name == "postgresql" else sqlite_default
+
+
+def pause_for_duty(t0: float, duty: float) -> None:
+    """After a chunk that began at perf_counter() `t0`: sleep so that chunk held the lock at
+    most `duty` of the time (no pause at 1.0)."""
+    if duty < 1.0:
+        time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"

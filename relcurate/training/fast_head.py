@@ -33,6 +33,7 @@ from relcurate.curation.labeling.positives_remaining import estimate_remaining
 from relcurate.curation.labeling.queue_heads import write_heads
 from relcurate.db.engine import read_scope, session_scope
 from relcurate.db.models import ModelKind, ModelVersion, Prediction, TaskAssignment
+from relcurate.db.write_retry import pause_for_duty, write_duty
 from relcurate.models.backends import backend_for
 from relcurate.models.linear_head import LinearHead
 from relcurate.models.registry import get_model_version, get_model_version_by_id, register_model
@@ -40,6 +41,7 @@ from relcurate.models.workspace_scoring import load_vectors
 from relcurate.workspace import Workspace
 
 FAST_HEAD_NAME = "fast-head"
+PREDICTION_DUTY = 0.05  # SQLite: share of time prediction writes and prunes may hold the writer lock
 Progress = Callable[[float, str], None]
 
 
@@ -298,8 +300,7 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
     On SQLite every chunk holds the single writer lock, so the writer pauses between chunks to
     hold it at most `duty` of the time (default 5%): a next-task call then rarely waits, and the
     rows trickle in behind the already re-ranked queue. PostgreSQL needs no pause (row locks)."""
-    if duty is None:
-        duty = 1.0 if ws.engine.dialect.name == "postgresql" else 0.05
+    duty = write_duty(ws.engine, duty, PREDICTION_DUTY)
     with session_scope(ws.engine) as s:
         s.execute(delete(Prediction).where(Prediction.model_version_id == mv_id))
     pg = ws.engine.dialect.name == "postgresql"
@@ -327,8 +328,8 @@ def write_predictions(ws: Workspace, mv_id: int, ids: np.ndarray, scores: np.nda
                     [(mv_id, i, sc, stamp) for i, sc in zip(part_ids, part_sc)])
         if progress:
             progress(min(1.0, (k + chunk) / max(1, n)))
-        if duty < 1.0 and k + chunk < n:
-            time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
+        if k + chunk < n:
+            pause_for_duty(t0, duty)
     return n
 
 
@@ -342,8 +343,7 @@ def prune_predictions(ws: Workspace, name: str = FAST_HEAD_NAME, *, keep: int = 
         if not old:
             return 0
         with_rows = [mv for mv in old if s.exec(sa_select(Prediction.id).where(Prediction.model_version_id == mv).limit(1)).first()]
-    if duty is None:
-        duty = 1.0 if ws.engine.dialect.name == "postgresql" else 0.05
+    duty = write_duty(ws.engine, duty, PREDICTION_DUTY)
     deleted = 0
     for mv in with_rows:
         while True:
@@ -354,8 +354,7 @@ def prune_predictions(ws: Workspace, name: str = FAST_HEAD_NAME, *, keep: int = 
             deleted += n
             if n < chunk:
                 break
-            if duty < 1.0:
-                time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
+            pause_for_duty(t0, duty)
     return deleted
 
 

@@ -133,6 +133,18 @@ def _target_expr(cfg: QueueConfig):
     return case((LabelTask.sample_u < cfg.overlap_fraction, cfg.overlap_k), else_=1)
 
 
+def locked_config(s: Session, kind: str) -> QueueConfig:
+    """The queue config row for writing, created if missing; locked on PostgreSQL (on SQLite the
+    write transaction holds the lock). Two first writers on PostgreSQL: one gets a unique
+    violation at the flush and `run_write` retries it."""
+    cfg = s.get(QueueConfig, kind, with_for_update=True)
+    if cfg is None:
+        cfg = QueueConfig(kind=kind)
+        s.add(cfg)
+        s.flush()
+    return cfg
+
+
 def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = None,
                overlap_fraction: float | None = None, gold_rate: float | None = None,
                lease_seconds: int | None = None, strategy: str | None = None,
@@ -155,11 +167,7 @@ def set_config(engine: Engine, kind: str = FILTER, *, overlap_k: int | None = No
         raise QueueError(f"the minimum dwell must be between 0 and {MAX_DWELL_MS} ms")
 
     def tx(s: Session) -> QueueConfig:
-        # Locked on PostgreSQL: a heads refresh serving a new generation writes params too.
-        cfg = s.get(QueueConfig, kind, with_for_update=True)
-        if cfg is None:
-            cfg = QueueConfig(kind=kind)
-            s.add(cfg)
+        cfg = locked_config(s, kind)  # a heads refresh serving a new generation writes params too
         old = (cfg.overlap_k, cfg.overlap_fraction)
         for name, value in (("overlap_k", overlap_k), ("overlap_fraction", overlap_fraction),
                             ("gold_rate", gold_rate), ("lease_seconds", lease_seconds),

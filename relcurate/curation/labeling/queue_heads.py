@@ -28,11 +28,11 @@ from sqlalchemy import case, delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from relcurate.curation.labeling.leases import DONE, FILTER, LEASED, forget_config
+from relcurate.curation.labeling.leases import DONE, FILTER, LEASED, forget_config, locked_config
 from relcurate.curation.labeling.ranked_orders import served_generation
 from relcurate.db.engine import read_scope
 from relcurate.db.models import Answer, CurrentLabel, QueueConfig, QueueRank, TaskAssignment
-from relcurate.db.write_retry import run_write
+from relcurate.db.write_retry import pause_for_duty, run_write, write_duty
 
 
 _HEAD_COLS = "kind, generation, strategy, rank, image_id, model_version_id, score"
@@ -42,19 +42,9 @@ SQLITE_CHUNK, SQLITE_PRUNE_CHUNK = 250, 1000
 SQLITE_DUTY = 0.5
 
 
-def _locked_config(s: Session, kind: str) -> QueueConfig:
-    """The queue config row, locked on PostgreSQL (SQLite's write transaction holds the lock)."""
-    cfg = s.get(QueueConfig, kind, with_for_update=True)
-    if cfg is None:
-        cfg = QueueConfig(kind=kind)
-        s.add(cfg)
-        s.flush()  # two first writers on PostgreSQL: one gets a unique violation and is retried
-    return cfg
-
-
 def issue_generation(engine: Engine, kind: str = FILTER) -> int:
     def tx(s: Session) -> int:
-        cfg = _locked_config(s, kind)
+        cfg = locked_config(s, kind)
         cfg.heads_issued = max(cfg.heads_issued, cfg.heads_generation) + 1
         return cfg.heads_issued
 
@@ -62,14 +52,9 @@ def issue_generation(engine: Engine, kind: str = FILTER) -> int:
 
 
 def _paced(engine: Engine, chunk: int | None, duty: float | None, default: int) -> tuple[int | None, float]:
-    if engine.dialect.name == "postgresql":
-        return chunk, 1.0 if duty is None else duty
-    return chunk or default, SQLITE_DUTY if duty is None else duty
-
-
-def _pause(t0: float, duty: float) -> None:
-    if duty < 1.0:
-        time.sleep((time.perf_counter() - t0) * (1.0 / max(duty, 1e-3) - 1.0))
+    """PostgreSQL: one statement (chunk None) unless told; SQLite: `default` rows a transaction."""
+    chunk = chunk if engine.dialect.name == "postgresql" else (chunk or default)
+    return chunk, write_duty(engine, duty, SQLITE_DUTY)
 
 
 def stage_heads(engine: Engine, generation: int, rows: Sequence[tuple], *, chunk: int | None = None,
@@ -94,14 +79,14 @@ def stage_heads(engine: Engine, generation: int, rows: Sequence[tuple], *, chunk
 
         run_write(engine, tx)
         if k + step < len(rows):
-            _pause(t0, duty)
+            pause_for_duty(t0, duty)
 
 
 def serve_generation(engine: Engine, generation: int, *, model_version_id: int | None, kind: str = FILTER) -> bool:
     """Point the queue at `generation` (staged completely) and at the model version that ranked
     it; False, changing nothing, when a newer generation is served already (a racing refresh)."""
     def tx(s: Session) -> bool:
-        cfg = _locked_config(s, kind)
+        cfg = locked_config(s, kind)
         if generation <= cfg.heads_generation:
             return False
         cfg.heads_generation = generation
@@ -133,7 +118,7 @@ def prune_heads(engine: Engine, kind: str = FILTER, *, chunk: int | None = None,
             deleted += run_write(engine, lambda s: s.execute(delete(QueueRank).where(
                 QueueRank.kind == kind, QueueRank.generation == gen, QueueRank.strategy == strategy,
                 QueueRank.rank >= start, QueueRank.rank < start + chunk)).rowcount)
-            _pause(t0, duty)
+            pause_for_duty(t0, duty)
     return deleted
 
 
