@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from relcurate.testing.groups import populate
-from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
+from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, choose_option, streamlit_server
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.workspace import Workspace
@@ -104,9 +104,7 @@ def test_build_group_fix_leaking_caption_accept(server, browser_page):
     pg.locator('[data-testid="stSidebarNav"] a', has_text="Caption review").click()
     pg.get_by_role("heading", name="Caption review").wait_for()
     idle(pg)
-    pg.locator(".st-key-rev_queue").click()
-    pg.get_by_role("option", name="uncaptioned").click()
-    idle(pg)
+    choose_option(pg, "rev_queue", "uncaptioned")
     box = pg.locator(f".st-key-rev_text_new_{gid} textarea")
     box.click()
     box.press_sequentially(LEAKY, delay=5)  # letters a/e/x/n/p must not fire the page's shortcuts

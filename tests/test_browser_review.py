@@ -14,7 +14,7 @@ import pytest
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.models import GroupStatus
-from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, streamlit_server
+from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, choose_option, streamlit_server
 from relcurate.testing.groups import populate
 from relcurate.workspace import Workspace
 
@@ -66,14 +66,14 @@ PAGES: list = []
 
 
 @pytest.fixture(autouse=True)
-def _screenshots(pw):
+def _screenshots(pw, request):
     """With RELCURATE_SCREENSHOTS=DIR: each page's state at the end (or failure)."""
     yield
     folder = os.environ.get("RELCURATE_SCREENSHOTS")
     for i, pg in enumerate(PAGES):
         if folder and not pg.is_closed():
             Path(folder).mkdir(parents=True, exist_ok=True)
-            pg.screenshot(path=str(Path(folder) / f"review-{i}.png"), full_page=True)
+            pg.screenshot(path=str(Path(folder) / f"{request.node.name}-{i}.png"), full_page=True)
     PAGES.clear()
 
 
@@ -91,48 +91,64 @@ def review_page(browser, url: str, user: str):
     return pg
 
 
+def shows(pg, text: str):
+    """The app's own text (never the text box's contents): a locator to wait for."""
+    return pg.locator('[data-testid="stMarkdownContainer"]', has_text=text).first
+
+
+def press(pg, key: str) -> None:
+    """A page shortcut: focus off any input first (the shortcuts ignore keys typed into one)."""
+    pg.locator("h1").first.click()
+    pg.keyboard.press(key)
+
+
+# Each step waits for something the run it caused draws, not only for IDLE: right after a click
+# or key the app can still read "notRunning" before that rerun starts (under load in CI a key
+# then reached the page before the button it meant was drawn, and was lost).
+
 def test_edit_stays_on_group_and_author_cannot_accept(server, pw):
     url, ws, (first, second, third), _ = server
     pg = review_page(pw, url, "rev")
+    choose_option(pg, "rev_queue", "accepted")
+    shows(pg, "1 of 3").wait_for()  # the accepted queue is drawn (with its Next button)
     pg.wait_for_selector(IDLE)
-    option = pg.get_by_role("option", name="accepted")
-    for _ in range(3):  # a click that lands during a rerun does not open the list: open it again
-        pg.locator(".st-key-rev_queue").click()
-        try:
-            option.wait_for(timeout=5_000)
-            break
-        except Exception:
-            pg.wait_for_selector(IDLE)
-    option.click()
-    pg.wait_for_selector(IDLE)
-    pg.locator("h1").first.click()
-    pg.keyboard.press("n")
-    pg.get_by_text(f"Group #{second} ·").wait_for()
+    press(pg, "n")
+    shows(pg, f"Group #{second} ·").wait_for()
     pg.wait_for_selector(IDLE)
     box = pg.locator(".st-key-rev_editor textarea")
     box.click()
     box.press("Control+a")
     box.press_sequentially(EDITED, delay=5)
-    pg.locator("h1").first.click()
+    pg.locator("h1").first.click()  # leaving the box sends its text; the editor fragment reruns
+    shows(pg.locator(".st-key-rev_editor"), "set beside").wait_for()  # the checker ran on the new text
     pg.wait_for_selector(IDLE)
-    pg.keyboard.press("e")
-    pg.get_by_text(f"Saved the caption of group #{second}.").wait_for()
+    press(pg, "e")
+    shows(pg, f"Saved the caption of group #{second}.").wait_for()
     pg.wait_for_selector(IDLE)
-    assert pg.get_by_text(f"Group #{second} ·").is_visible()  # still on the edited group
+    assert shows(pg, f"Group #{second} ·").is_visible()  # still on the edited group
     assert captions.current_caption(ws, second).text == EDITED
     # the next key acts on the group on screen: rev edited it, so accepting is refused
-    pg.keyboard.press("a")
-    pg.get_by_text("another reviewer must accept it").wait_for()
+    press(pg, "a")
+    shows(pg, "another reviewer must accept it").wait_for()
     pg.wait_for_selector(IDLE)
     assert captions.accepted_caption(ws, second) is None
     assert captions.accepted_caption(ws, first) == CLEAN and captions.accepted_caption(ws, third) == CLEAN
     # another reviewer (the curator did not write or edit it) accepts it
     other = review_page(pw, url, "cur")
-    other.get_by_text(f"Group #{second} ·").wait_for()  # "to review" holds only this group
-    other.locator("h1").first.click()
-    other.keyboard.press("a")
-    other.get_by_text(f"Accepted the caption of group #{second}.").wait_for()
+    shows(other, f"Group #{second} ·").wait_for()  # "to review" holds only this group
+    press(other, "a")
+    shows(other, f"Accepted the caption of group #{second}.").wait_for()
     assert captions.accepted_caption(ws, second) == EDITED
+
+
+def jump_to(pg, gid: int) -> None:
+    """Open one group by the "Jump to group" box, whatever the queue holds (so this test does not
+    depend on what an earlier test left in "to review")."""
+    box = pg.get_by_role("textbox", name="Jump to group")
+    box.fill(str(gid))
+    box.press("Enter")
+    shows(pg, f"Group #{gid} ·").wait_for()
+    pg.wait_for_selector(IDLE)
 
 
 def test_mark_a_flagged_noun_as_shared_then_accept(server, pw):
@@ -141,14 +157,13 @@ def test_mark_a_flagged_noun_as_shared_then_accept(server, pw):
     cid = captions.add_group_caption(ws, gid, "A {Fruit} placed right next to a bicycle on a {Surface}.",
                                      source="model").id
     pg = review_page(pw, url, "rev")
-    pg.get_by_text(f"Group #{gid} ·").wait_for()
+    jump_to(pg, gid)
     pg.locator('[data-testid="stAlert"]', has_text="bicycle").first.wait_for()
     pg.locator(".st-key-rev_share_0_bicycle button").first.click()
     pg.get_by_text("Marked 'bicycle' as shown by every member").wait_for()
     pg.get_by_text("The anonymity check found nothing.").wait_for()  # the whole page was redrawn
     pg.wait_for_selector(IDLE)
     assert captions.shared_nouns(ws, cid) == ("bicycle",)
-    pg.locator("h1").first.click()
-    pg.keyboard.press("a")
-    pg.get_by_text(f"Accepted the caption of group #{gid}.").wait_for()
+    press(pg, "a")
+    shows(pg, f"Accepted the caption of group #{gid}.").wait_for()
     assert captions.accepted_caption(ws, gid).endswith("bicycle on a {Surface}.")

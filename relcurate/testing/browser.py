@@ -87,6 +87,25 @@ def wait_idle(page) -> None:
     page.wait_for_selector(IDLE)
 
 
+def choose_option(page, key: str, option: str, *, tries: int = 3) -> None:
+    """Pick `option` in the selectbox of widget `key`. A click that lands while a rerun redraws the
+    box does not open its list, so open it again (up to `tries` times) before choosing.
+
+    Waiting for IDLE after the choice is not enough to know its rerun ran: the attribute can still
+    read "notRunning" before the rerun starts. Callers wait for something the new run draws."""
+    choice = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(tries):
+        page.locator(f".st-key-{key}").click()
+        try:
+            choice.wait_for(timeout=5_000)
+            break
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            wait_idle(page)
+    choice.click()
+
+
 def login(page, url: str, username: str, password: str) -> None:
     page.goto(url)
     page.get_by_role("textbox", name="Username").fill(username)
