@@ -10,17 +10,64 @@ def test_flash_is_shown_once_escaped_with_its_kind():
     def script():
         import streamlit as st
 
-        from relcurate.labeling_ui.widgets import set_flash, show_flash
+        from relcurate.labeling_ui.widgets import forget_drawn_flashes, set_flash, show_flash
 
         if st.session_state.get("step") is None:
             st.session_state["step"] = 1
             set_flash("k", "Bad **name** <b>x</b>", "error")
         show_flash("k")
+        forget_drawn_flashes()  # as app.main does at the end of a run
 
     at = AppTest.from_function(script).run()
     assert [as_displayed(e.value) for e in at.error] == ["Bad **name** <b>x</b>"]  # literally, no markup
     at.run()
     assert not at.error  # shown once
+
+
+def test_flash_survives_a_run_that_a_newer_rerun_replaced():
+    """A second key or click while the page draws interrupts that run; the browser then shows only
+    the newer run, which must draw the message again (in CI a "Saved" message never appeared)."""
+    def script():
+        import streamlit as st
+
+        from relcurate.labeling_ui.widgets import forget_drawn_flashes, set_flash, show_flash
+
+        if st.session_state.get("step") is None:
+            st.session_state["step"] = 1
+            set_flash("k", "Saved the caption.")
+        show_flash("k")
+        if not st.session_state.get("interrupted"):
+            st.session_state["interrupted"] = True
+            st.rerun()  # stands for the newer rerun: this run ends here, before forget_drawn_flashes
+        forget_drawn_flashes()
+
+    at = AppTest.from_function(script).run()
+    assert [as_displayed(e.value) for e in at.success] == ["Saved the caption."]
+    at.run()
+    assert not at.success  # and still only once per finished run
+
+
+def test_a_flash_set_after_it_was_drawn_waits_for_its_own_run():
+    def script():
+        import streamlit as st
+
+        from relcurate.labeling_ui.widgets import forget_drawn_flashes, set_flash, show_flash
+
+        step = st.session_state.get("step", 0)
+        st.session_state["step"] = step + 1
+        if step == 0:
+            set_flash("k", "first")
+        show_flash("k")
+        if step == 0:
+            set_flash("k", "second")  # e.g. a body action after the message was drawn
+        forget_drawn_flashes()
+
+    at = AppTest.from_function(script).run()
+    assert [e.value for e in at.success] == ["first"]
+    at.run()
+    assert [e.value for e in at.success] == ["second"]
+    at.run()
+    assert not at.success
 
 
 def test_tile_and_card_without_image_bytes(tmp_path):

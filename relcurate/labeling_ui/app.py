@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relcurate.labeling_ui import auth, pages_login, registry, resources
+from relcurate.labeling_ui import auth, pages_login, registry, resources, widgets
 from relcurate.labeling_ui.escaping import escape_md
 
 
@@ -32,6 +32,11 @@ def _hand_cookie_to_browser() -> None:
 
 
 def main() -> None:
+    _page()
+    widgets.forget_drawn_flashes()  # reached only by a run that was not interrupted or rerun
+
+
+def _page() -> None:
     st.set_page_config(page_title="relcurate", page_icon=":material/collections:", layout="wide")
     ws = resources.workspace_or_stop()
     user = auth.current_user(st.session_state, ws.engine)

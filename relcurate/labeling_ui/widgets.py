@@ -20,6 +20,9 @@ FlashKind = Literal["success", "error", "warning", "info"]
 
 # --- flash: a message kept across the rerun a button callback triggers -------------------------
 
+DRAWN_FLASHES = "_flash_drawn"  # key -> the message show_flash drew in this run
+
+
 def set_flash(key: str, text: object, kind: FlashKind = "success") -> None:
     """Keep `text` (raw; escaped when shown) for the next render of the page owning `key`."""
     st.session_state[key] = (kind, str(text))
@@ -30,11 +33,23 @@ def clear_flash(key: str) -> None:
 
 
 def show_flash(key: str) -> None:
-    """Draw and forget the kept message, if any."""
-    msg = st.session_state.pop(key, None)
+    """Draw the kept message, if any. It is forgotten when the run ends (`forget_drawn_flashes`,
+    called by app.main), not here: a run that a newer rerun interrupts (a second key or click while
+    the page is drawing) is replaced in the browser by that newer run, so the newer run must draw
+    the message again or the person never sees what their action did."""
+    msg = st.session_state.get(key)
     if msg:
         kind, text = msg
         getattr(st, kind)(escape_md(text))
+        st.session_state.setdefault(DRAWN_FLASHES, {})[key] = msg
+
+
+def forget_drawn_flashes() -> None:
+    """End of a run that finished: each message drawn in it is done, unless an action set a newer
+    one meanwhile (that one waits for its own run)."""
+    for key, msg in (st.session_state.pop(DRAWN_FLASHES, None) or {}).items():
+        if st.session_state.get(key) is msg:
+            st.session_state[key] = None
 
 
 # --- image tile: a thumbnail with one caption line --------------------------------------------
