@@ -253,3 +253,58 @@ def test_concurrent_handout_respects_overlap(workspace):
         targets = dict(s.exec(select(LabelTask.image_id, LabelTask.target)).all())
     per_image = Counter(a.image_id for a in _assignments(eng) if a.status == "done")
     assert dict(per_image) == targets  # each image exactly its target, never more
+
+
+def test_lease_transaction_settings_on_postgresql(workspace, monkeypatch):
+    """PostgreSQL: the live-lease read also applies the lease settings (no separate set_config
+    round trip): the pick and the lease extension run with synchronous_commit and JIT off, and
+    the settings end with the lease transaction (a label write after it commits synchronously)."""
+    eng = workspace.engine
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no such settings")
+    add_image_rows(eng, 3)
+    leases.sync_pool(eng, seed=0)
+    uid = add_users(eng, ["a"])["a"]
+    seen = []
+
+    def settings(conn):
+        return conn.exec_driver_sql("SELECT current_setting('synchronous_commit'), current_setting('jit')").one()
+
+    real_new, real_held = leases._lease_new, leases._held
+    monkeypatch.setattr(leases, "_lease_new", lambda s, *a, **k: (seen.append(("new", *settings(s.connection()))),
+                                                                   real_new(s, *a, **k))[1])
+    monkeypatch.setattr(leases, "_held", lambda conn, *a, **k: (seen.append(("held", *settings(conn))),
+                                                                 real_held(conn, *a, **k))[1])
+    first = leases.next_task(eng, uid)  # no live lease: the settings row comes back alone
+    again = leases.next_task(eng, uid)  # the same lease handed back
+    assert again.assignment_id == first.assignment_id
+    batch = leases.next_tasks(eng, uid, 2)
+    assert [t.assignment_id for t in batch][:1] == [first.assignment_id] and len(batch) == 2
+    assert seen[:2] == [("new", "off", "off"), ("held", "off", "off")]
+    assert set(seen) == {("new", "off", "off"), ("held", "off", "off")}
+    with session_scope(eng) as s:  # a pooled connection after a lease transaction
+        assert tuple(settings(s.connection())) != ("off", "off")
+        assert settings(s.connection())[0] == "on"
+
+
+def test_next_task_statements_on_postgresql(workspace):
+    """PostgreSQL: a warm next_task is two statements (live leases with the settings, then the
+    one-statement pick-and-lease) between BEGIN and COMMIT: each round trip is a server wake-up,
+    which is what its tail latency is made of on a loaded machine (bench/al_refresh.py)."""
+    from sqlalchemy import event
+
+    eng = workspace.engine
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    add_image_rows(eng, 5)
+    leases.sync_pool(eng, seed=0)
+    uid = add_users(eng, ["a"])["a"]
+    leases.release_task(eng, uid, leases.next_task(eng, uid).assignment_id)  # warm: config cached, reclaim done
+    statements = []
+    listener = lambda _c, _cur, stmt, *_a: statements.append(stmt.split()[0])  # noqa: E731
+    event.listen(eng, "before_cursor_execute", listener)
+    try:
+        task = leases.next_task(eng, uid)
+    finally:
+        event.remove(eng, "before_cursor_execute", listener)
+    assert task is not None and statements == ["WITH", "WITH"]

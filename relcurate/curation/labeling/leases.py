@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import bindparam, case, delete, exists, func, literal, null, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, literal, null, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
@@ -291,14 +291,35 @@ _LAPSED = (select(_A.c.id, _A.c.image_id, _A.c.is_gold)
            .limit(RECLAIM_BATCH))
 _EXPIRE = (update(_A).where(_A.c.id == _b("ta_id"), _A.c.status == LEASED, _A.c.expires_at < _b("now"))
            .values(status=EXPIRED))
-_LIVE = (select(_A).where(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
-                          _A.c.expires_at >= _b("now"))
-         .order_by(_A.c.leased_at.desc(), _A.c.id.desc()).limit(1))
-# Every live lease of the annotator, in the order they were taken (a batch shares `leased_at`,
-# so the id keeps the queue order within it): what `next_tasks` hands back first.
-_ALL_LIVE = (select(_A).where(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
-                              _A.c.expires_at >= _b("now"))
-             .order_by(_A.c.leased_at, _A.c.id))
+# The annotator's live leases: the most recent (what `next_task` hands back: an undone image
+# comes back first) or every one in the order they were taken (a batch shares `leased_at`, so
+# the id keeps the queue order within it: what `next_tasks` hands back first).
+_LIVE_WHERE = and_(_A.c.user_id == _b("user_id"), _A.c.status == LEASED, _A.c.kind == _b("kind"),
+                   _A.c.expires_at >= _b("now"))
+_NEWEST, _OLDEST = (_A.c.leased_at.desc(), _A.c.id.desc()), (_A.c.leased_at, _A.c.id)
+_LIVE = select(_A).where(_LIVE_WHERE).order_by(*_NEWEST).limit(1)
+_ALL_LIVE = select(_A).where(_LIVE_WHERE).order_by(*_OLDEST)
+# PostgreSQL: the same reads carry the lease transaction's settings (`SET LOCAL` as set_config,
+# in a one-row CTE the live leases are LEFT JOINed to, so it is evaluated even when there are
+# none; the row of NULLs then stands for "no live lease"): one round trip fewer per call than a
+# separate set_config statement. A lease is disposable: losing the last few in a server crash
+# only means those images are handed out again, so skip the WAL flush wait (~5 ms here); label
+# writes keep synchronous commits. And no JIT: the pick's estimated cost (a LIMIT 1 over a
+# million-row index walk) crosses jit_above_cost, and compiling takes ~100 ms for a query that
+# runs in a fraction of a millisecond.
+_LEASE_SETTINGS = select(func.set_config("synchronous_commit", "off", True).label("sync_off"),
+                         func.set_config("jit", "off", True).label("jit_off")).cte("lease_settings")
+_LIVE_PG = select(_A).select_from(_LEASE_SETTINGS.outerjoin(_A, _LIVE_WHERE)).order_by(*_NEWEST).limit(1)
+_ALL_LIVE_PG = select(_A).select_from(_LEASE_SETTINGS.outerjoin(_A, _LIVE_WHERE)).order_by(*_OLDEST)
+
+
+def _live_rows(conn: Connection, pg: bool, stmt, pg_stmt, params: dict) -> list:
+    """The annotator's live leases; on PostgreSQL the same round trip applies the lease settings."""
+    if not pg:
+        return conn.execute(stmt, params).all()
+    return [r for r in conn.execute(pg_stmt, params).all() if r.id is not None]
+
+
 _TOUCH = update(_A).where(_A.c.id == _b("ta_id")).values(expires_at=_b("expires"))
 _OWN = select(_A.c.id, _A.c.status, _A.c.is_gold, _A.c.strategy, _A.c.model_version_id).where(_A.c.kind == _b("kind"), _A.c.image_id == _b("image_id"),
                                                          _A.c.user_id == _b("user_id"))
@@ -515,18 +536,17 @@ def _maybe_reclaim(s: Session, engine: Engine, kind: str, now: datetime) -> None
         reclaim_expired(s, kind, now)
 
 
-def _begin_lease_tx(s: Session, engine: Engine, kind: str, now: datetime) -> tuple[Connection, QueueConfig]:
+def _begin_lease_tx(s: Session, engine: Engine, kind: str, now: datetime, user_id: int,
+                    live_stmt, live_pg_stmt) -> tuple[Connection, QueueConfig, list]:
+    """The lease transaction's first steps: the annotator's live leases (read first: on
+    PostgreSQL that read also applies the lease settings), the queue config, and now and then
+    the reclaim of lapsed leases. Returns (connection, config, live lease rows)."""
     conn = s.connection()
-    if is_postgres(s):
-        # A lease is disposable: losing the last few in a server crash only means those
-        # images are handed out again, so skip the WAL flush wait (~5 ms here); label
-        # writes keep synchronous commits. And no JIT: the pick's estimated cost (a LIMIT 1
-        # over a million-row index walk) crosses jit_above_cost, and compiling takes ~100 ms
-        # for a query that runs in a fraction of a millisecond.
-        conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
+    live = _live_rows(conn, is_postgres(s), live_stmt, live_pg_stmt,
+                      {"user_id": user_id, "kind": kind, "now": now})
     cfg = _cached_config(conn, engine, kind)
     _maybe_reclaim(s, engine, kind, now)
-    return conn, cfg
+    return conn, cfg, live
 
 
 def _held(conn: Connection, row, now: datetime, lease: timedelta) -> Task:
@@ -560,10 +580,9 @@ def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime
     rng = rng or random
 
     def tx(s: Session) -> Task | None:
-        conn, cfg = _begin_lease_tx(s, engine, kind, now)
-        live = conn.execute(_LIVE, {"user_id": user_id, "kind": kind, "now": now}).first()
-        if live is not None:
-            return _held(conn, live, now, timedelta(seconds=cfg.lease_seconds))
+        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, _LIVE, _LIVE_PG)
+        if live:
+            return _held(conn, live[0], now, timedelta(seconds=cfg.lease_seconds))
         return _lease_new(s, kind, user_id, now, cfg, rng)
 
     return run_write(engine, tx)
@@ -588,10 +607,9 @@ def next_tasks(engine: Engine, user_id: int, k: int, kind: str = FILTER, *, now:
     rng = rng or random
 
     def tx(s: Session) -> list[Task]:
-        conn, cfg = _begin_lease_tx(s, engine, kind, now)
+        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, _ALL_LIVE, _ALL_LIVE_PG)
         lease = timedelta(seconds=cfg.lease_seconds)
-        tasks = [_held(conn, row, now, lease)
-                 for row in conn.execute(_ALL_LIVE, {"user_id": user_id, "kind": kind, "now": now}).all()]
+        tasks = [_held(conn, row, now, lease) for row in live]
         while len(tasks) < k:
             task = _lease_new(s, kind, user_id, now, cfg, rng)
             if task is None:
