@@ -64,6 +64,21 @@ pool_pre_ping gave p95 2.60/2.17 vs 1.87/2.75 ms idle and 7.04/6.73 vs 7.22/6.89
 CPU burners: no difference beyond noise, while two busy cores alone take p95 to ~7 ms. What is
 left is CPU scheduling on 2 cores (the annotator's server process shares the postgres service's
 share with the refresh's COPY, prune and autovacuum of the previous refresh's 1M predictions).
+
+Measured 2026-12-03 afternoon (load 0.5-1.4 at start), 1M x 384-d, 3 refreshes, after the
+live-lease read started carrying the lease settings (PostgreSQL next_task: BEGIN, 2 statements,
+COMMIT; was 3 statements). Old and new code alternated, same conditions:
+| run | to re-ranked s | idle p50/p95 | during p50/p95/p99/max | calls during |
+|---|---|---|---|---|
+| PostgreSQL, new (1st) | 0.58 | 1.17/1.58 | 1.39/2.60/7.83/11.4 | 307 |
+| PostgreSQL, old (1st) | 0.67 | 1.20/1.65 | 1.39/3.21/6.45/8.8 | 356 |
+| PostgreSQL, new (2nd) | 0.55 | 1.11/1.55 | 1.53/3.63/6.56/11.9 | 269 |
+| PostgreSQL, old (2nd) | 0.56 | 1.20/1.74 | 1.56/4.80/10.2/13.5 | 257 |
+| SQLite, new, `--duty 1` | 0.50 | 0.51/0.95 | 0.59/3.13/5.14/9.1 | 389 |
+Both goals met in every run here, old code included: the morning's 5.38 ms was a busier hour.
+The statement saved is worth ~0.6-1.2 ms of p95 during a refresh (new/old 0.81 and 0.76).
+At the default duty 0.05 SQLite's 1M prediction writes take ~380 s per refresh (one refresh
+here: 1.39 s to re-ranked, 0.70 of it the heads write right after the warm-up's writes).
 """
 from __future__ import annotations
 
