@@ -77,8 +77,9 @@ COMMIT; was 3 statements). Old and new code alternated, same conditions:
 | SQLite, new, `--duty 1` | 0.50 | 0.51/0.95 | 0.59/3.13/5.14/9.1 | 389 |
 Both goals met in every run here, old code included: the morning's 5.38 ms was a busier hour.
 The statement saved is worth ~0.6-1.2 ms of p95 during a refresh (new/old 0.81 and 0.76).
-At the default duty 0.05 SQLite's 1M prediction writes take ~380 s per refresh (one refresh
-here: 1.39 s to re-ranked, 0.70 of it the heads write right after the warm-up's writes).
+At the default duty 0.05 SQLite's 1M prediction writes take ~380 s per refresh, so a default
+SQLite run needs ~20 min (one refresh measured before a 25-min timeout stopped the run: 1.39 s
+to re-ranked, 0.70 s of it re-ranking; not investigated).
 """
 from __future__ import annotations
 
