@@ -255,16 +255,22 @@ def test_concurrent_handout_respects_overlap(workspace):
     assert dict(per_image) == targets  # each image exactly its target, never more
 
 
-def test_lease_transaction_settings_on_postgresql(workspace, monkeypatch):
+@pytest.fixture
+def pg_pool(workspace):
+    """(engine, user id) over 5 pooled images; PostgreSQL only (SQLite has no such settings)."""
+    eng = workspace.engine
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: lease transaction settings and round trips")
+    add_image_rows(eng, 5)
+    leases.sync_pool(eng, seed=0)
+    return eng, add_users(eng, ["a"])["a"]
+
+
+def test_lease_transaction_settings_on_postgresql(pg_pool, monkeypatch):
     """PostgreSQL: the live-lease read also applies the lease settings (no separate set_config
     round trip): the pick and the lease extension run with synchronous_commit and JIT off, and
     the settings end with the lease transaction (a label write after it commits synchronously)."""
-    eng = workspace.engine
-    if eng.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite has no such settings")
-    add_image_rows(eng, 3)
-    leases.sync_pool(eng, seed=0)
-    uid = add_users(eng, ["a"])["a"]
+    eng, uid = pg_pool
     seen = []
 
     def settings(conn):
@@ -287,18 +293,13 @@ def test_lease_transaction_settings_on_postgresql(workspace, monkeypatch):
         assert settings(s.connection())[0] == "on"
 
 
-def test_next_task_statements_on_postgresql(workspace):
+def test_next_task_statements_on_postgresql(pg_pool):
     """PostgreSQL: a warm next_task is two statements (live leases with the settings, then the
     one-statement pick-and-lease) between BEGIN and COMMIT: each round trip is a server wake-up,
     which is what its tail latency is made of on a loaded machine (bench/al_refresh.py)."""
     from sqlalchemy import event
 
-    eng = workspace.engine
-    if eng.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
-    add_image_rows(eng, 5)
-    leases.sync_pool(eng, seed=0)
-    uid = add_users(eng, ["a"])["a"]
+    eng, uid = pg_pool
     leases.release_task(eng, uid, leases.next_task(eng, uid).assignment_id)  # warm: config cached, reclaim done
     statements = []
     listener = lambda _c, _cur, stmt, *_a: statements.append(stmt.split()[0])  # noqa: E731
