@@ -14,7 +14,7 @@ import pytest
 from relcurate.accounts import create_user
 from relcurate.curation.groups import captions, membership as groups
 from relcurate.db.models import GroupStatus
-from relcurate.testing.browser import CHROMIUM, IDLE, LAUNCH_ARGS, browser_skip_reason, choose_option, streamlit_server
+from relcurate.testing.browser import CHROMIUM, LAUNCH_ARGS, browser_skip_reason, choose_option, streamlit_server, wait_idle
 from relcurate.testing.groups import populate
 from relcurate.workspace import Workspace
 
@@ -87,7 +87,7 @@ def review_page(browser, url: str, user: str):
     pg.get_by_role("button", name="Sign in").click()
     pg.locator('[data-testid="stSidebarNav"] a', has_text="Caption review").click()
     pg.get_by_role("heading", name="Caption review").wait_for()
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     return pg
 
 
@@ -111,26 +111,26 @@ def test_edit_stays_on_group_and_author_cannot_accept(server, pw):
     pg = review_page(pw, url, "rev")
     choose_option(pg, "rev_queue", "accepted")
     shows(pg, "1 of 3").wait_for()  # the accepted queue is drawn (with its Next button)
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     press(pg, "n")
     shows(pg, f"Group #{second} ·").wait_for()
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     box = pg.locator(".st-key-rev_editor textarea")
     box.click()
     box.press("Control+a")
     box.press_sequentially(EDITED, delay=5)
     pg.locator("h1").first.click()  # leaving the box sends its text; the editor fragment reruns
     shows(pg.locator(".st-key-rev_editor"), "set beside").wait_for()  # the checker ran on the new text
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     press(pg, "e")
     shows(pg, f"Saved the caption of group #{second}.").wait_for()
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     assert shows(pg, f"Group #{second} ·").is_visible()  # still on the edited group
     assert captions.current_caption(ws, second).text == EDITED
     # the next key acts on the group on screen: rev edited it, so accepting is refused
     press(pg, "a")
     shows(pg, "another reviewer must accept it").wait_for()
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     assert captions.accepted_caption(ws, second) is None
     assert captions.accepted_caption(ws, first) == CLEAN and captions.accepted_caption(ws, third) == CLEAN
     # another reviewer (the curator did not write or edit it) accepts it
@@ -148,7 +148,7 @@ def jump_to(pg, gid: int) -> None:
     box.fill(str(gid))
     box.press("Enter")
     shows(pg, f"Group #{gid} ·").wait_for()
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
 
 
 def test_mark_a_flagged_noun_as_shared_then_accept(server, pw):
@@ -162,7 +162,7 @@ def test_mark_a_flagged_noun_as_shared_then_accept(server, pw):
     pg.locator(".st-key-rev_share_0_bicycle button").first.click()
     pg.get_by_text("Marked 'bicycle' as shown by every member").wait_for()
     pg.get_by_text("The anonymity check found nothing.").wait_for()  # the whole page was redrawn
-    pg.wait_for_selector(IDLE)
+    wait_idle(pg)
     assert captions.shared_nouns(ws, cid) == ("bicycle",)
     press(pg, "a")
     shows(pg, f"Accepted the caption of group #{gid}.").wait_for()

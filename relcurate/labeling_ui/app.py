@@ -32,11 +32,11 @@ def _hand_cookie_to_browser() -> None:
 
 
 def main() -> None:
-    _page()
+    _render()
     widgets.forget_drawn_flashes()  # reached only by a run that was not interrupted or rerun
 
 
-def _page() -> None:
+def _render() -> None:
     st.set_page_config(page_title="relcurate", page_icon=":material/collections:", layout="wide")
     ws = resources.workspace_or_stop()
     user = auth.current_user(st.session_state, ws.engine)

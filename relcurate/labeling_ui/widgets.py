@@ -49,7 +49,7 @@ def forget_drawn_flashes() -> None:
     one meanwhile (that one waits for its own run)."""
     for key, msg in (st.session_state.pop(DRAWN_FLASHES, None) or {}).items():
         if st.session_state.get(key) is msg:
-            st.session_state[key] = None
+            clear_flash(key)
 
 
 # --- image tile: a thumbnail with one caption line --------------------------------------------

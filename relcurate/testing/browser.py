@@ -93,13 +93,15 @@ def choose_option(page, key: str, option: str, *, tries: int = 3) -> None:
 
     Waiting for IDLE after the choice is not enough to know its rerun ran: the attribute can still
     read "notRunning" before the rerun starts. Callers wait for something the new run draws."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     choice = page.get_by_role("option", name=option, exact=True)
     for attempt in range(tries):
         page.locator(f".st-key-{key}").click()
         try:
             choice.wait_for(timeout=5_000)
             break
-        except Exception:
+        except PlaywrightTimeout:
             if attempt == tries - 1:
                 raise
             wait_idle(page)

@@ -311,14 +311,8 @@ _LEASE_SETTINGS = select(func.set_config("synchronous_commit", "off", True).labe
                          func.set_config("jit", "off", True).label("jit_off")).cte("lease_settings")
 _LIVE_PG = select(_A).select_from(_LEASE_SETTINGS.outerjoin(_A, _LIVE_WHERE)).order_by(*_NEWEST).limit(1)
 _ALL_LIVE_PG = select(_A).select_from(_LEASE_SETTINGS.outerjoin(_A, _LIVE_WHERE)).order_by(*_OLDEST)
-
-
-def _live_rows(conn: Connection, pg: bool, stmt, pg_stmt, params: dict) -> list:
-    """The annotator's live leases; on PostgreSQL the same round trip applies the lease settings."""
-    if not pg:
-        return conn.execute(stmt, params).all()
-    return [r for r in conn.execute(pg_stmt, params).all() if r.id is not None]
-
+# (every live lease?, PostgreSQL?) -> the read
+_LIVE_READS = {(False, False): _LIVE, (True, False): _ALL_LIVE, (False, True): _LIVE_PG, (True, True): _ALL_LIVE_PG}
 
 _TOUCH = update(_A).where(_A.c.id == _b("ta_id")).values(expires_at=_b("expires"))
 _OWN = select(_A.c.id, _A.c.status, _A.c.is_gold, _A.c.strategy, _A.c.model_version_id).where(_A.c.kind == _b("kind"), _A.c.image_id == _b("image_id"),
@@ -537,13 +531,13 @@ def _maybe_reclaim(s: Session, engine: Engine, kind: str, now: datetime) -> None
 
 
 def _begin_lease_tx(s: Session, engine: Engine, kind: str, now: datetime, user_id: int,
-                    live_stmt, live_pg_stmt) -> tuple[Connection, QueueConfig, list]:
-    """The lease transaction's first steps: the annotator's live leases (read first: on
-    PostgreSQL that read also applies the lease settings), the queue config, and now and then
-    the reclaim of lapsed leases. Returns (connection, config, live lease rows)."""
-    conn = s.connection()
-    live = _live_rows(conn, is_postgres(s), live_stmt, live_pg_stmt,
-                      {"user_id": user_id, "kind": kind, "now": now})
+                    every: bool) -> tuple[Connection, QueueConfig, list]:
+    """The lease transaction's first steps: the annotator's live leases (the newest, or `every`
+    one; read first: on PostgreSQL that read also applies the lease settings), the queue config,
+    and now and then the reclaim of lapsed leases. Returns (connection, config, live lease rows)."""
+    conn, pg = s.connection(), is_postgres(s)
+    rows = conn.execute(_LIVE_READS[every, pg], {"user_id": user_id, "kind": kind, "now": now}).all()
+    live = [r for r in rows if r.id is not None]  # PostgreSQL: the settings row alone means none
     cfg = _cached_config(conn, engine, kind)
     _maybe_reclaim(s, engine, kind, now)
     return conn, cfg, live
@@ -580,7 +574,7 @@ def next_task(engine: Engine, user_id: int, kind: str = FILTER, *, now: datetime
     rng = rng or random
 
     def tx(s: Session) -> Task | None:
-        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, _LIVE, _LIVE_PG)
+        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, every=False)
         if live:
             return _held(conn, live[0], now, timedelta(seconds=cfg.lease_seconds))
         return _lease_new(s, kind, user_id, now, cfg, rng)
@@ -607,7 +601,7 @@ def next_tasks(engine: Engine, user_id: int, k: int, kind: str = FILTER, *, now:
     rng = rng or random
 
     def tx(s: Session) -> list[Task]:
-        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, _ALL_LIVE, _ALL_LIVE_PG)
+        conn, cfg, live = _begin_lease_tx(s, engine, kind, now, user_id, every=True)
         lease = timedelta(seconds=cfg.lease_seconds)
         tasks = [_held(conn, row, now, lease) for row in live]
         while len(tasks) < k:
